@@ -1,0 +1,192 @@
+//! `review()`: one path from a request body to an AdmissionReview answer.
+//!
+//! decode → filter (subresources, CONNECT, exempt namespaces, unhandled kinds) → parse the typed
+//! object → run the kind's rules → build the response. Pure: no IO, no clock, no globals, so the
+//! HTTP handler, `check` and the tests all go through exactly this function.
+
+pub mod request;
+pub mod response;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::core::admission::Operation;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::policy::engine::{run, Context, RuleEntry, Verdict};
+use crate::policy::finding::Endpoint;
+use crate::policy::rules;
+use crate::policy::set::PolicySet;
+use crate::policy::view::ClusterView;
+
+pub use request::DecodeError;
+
+/// Namespaces never governed, whatever the policies say: a webhook that intercepts kube-system
+/// or its own namespace can deadlock the cluster (it cannot start because it blocks itself).
+pub const ALWAYS_EXEMPT_NAMESPACES: &[&str] = &["kube-system"];
+
+/// What a review needs besides the request.
+pub struct ReviewContext<'a> {
+    /// The active policies.
+    pub policies: &'a PolicySet,
+    /// Cluster state for cross-object rules.
+    pub view: &'a dyn ClusterView,
+    /// The namespace rollout-guard runs in (never governed).
+    pub own_namespace: Option<&'a str>,
+}
+
+/// Identifies a request in logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Request uid.
+    pub uid: String,
+    /// Kind of the object (`Deployment`, ...).
+    pub kind: String,
+    /// `CREATE`, `UPDATE`, `DELETE`, `CONNECT`.
+    pub operation: &'static str,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Whether the request is a dry run.
+    pub dry_run: bool,
+}
+
+/// The answer to one review.
+#[derive(Debug)]
+pub struct Reviewed {
+    /// The serialised AdmissionReview to send back.
+    pub body: Vec<u8>,
+    /// The decision, for logs, metrics and `check`.
+    pub verdict: Verdict,
+    /// Who and what was asked about.
+    pub summary: Summary,
+    /// Set when the object could not be read as its kind (answered with a 400 status).
+    pub invalid: Option<String>,
+}
+
+/// Answers one AdmissionReview body. `Err` only when the body is not a readable review (the HTTP
+/// edge answers 400); everything readable gets an AdmissionReview back.
+pub fn review(
+    endpoint: Endpoint,
+    body: &[u8],
+    ctx: &ReviewContext<'_>,
+) -> Result<Reviewed, DecodeError> {
+    let review = request::decode(body)?;
+    let req = &review.request;
+    let namespace = req.namespace.clone().unwrap_or_default();
+    let summary = Summary {
+        uid: req.uid.clone(),
+        kind: req.kind.kind.clone(),
+        operation: request::operation_name(&req.operation),
+        namespace: namespace.clone(),
+        name: req.name.clone(),
+        dry_run: req.dry_run.unwrap_or(false),
+    };
+    let answer = |verdict: Verdict| Reviewed {
+        body: response::build(&review.api_version, &req.uid, &req.kind.kind, &verdict),
+        verdict,
+        summary: summary.clone(),
+        invalid: None,
+    };
+
+    // Scale and status writes never change what the rules look at, and the API server sends them
+    // with a Scale or a status-only object: allow untouched.
+    if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Ok(answer(Verdict::exempt("subresource")));
+    }
+    if req.operation == Operation::Connect {
+        return Ok(answer(Verdict::exempt("operation")));
+    }
+    if ALWAYS_EXEMPT_NAMESPACES.contains(&namespace.as_str())
+        || ctx.own_namespace == Some(namespace.as_str())
+    {
+        return Ok(answer(Verdict::exempt("namespace")));
+    }
+    let Some(policy) = ctx.policies.governing(&namespace) else {
+        return Ok(answer(Verdict::exempt("no-policy")));
+    };
+
+    let kind = (
+        req.kind.group.as_str(),
+        req.kind.version.as_str(),
+        req.kind.kind.as_str(),
+    );
+    let result = match kind {
+        ("apps", "v1", "Deployment") => evaluate::<Deployment>(
+            rules::deployment::RULES,
+            endpoint,
+            req,
+            &namespace,
+            policy,
+            ctx,
+        ),
+        _ => Ok(Verdict::exempt("kind")),
+    };
+    match result {
+        Ok(verdict) => Ok(answer(verdict)),
+        Err(message) => Ok(Reviewed {
+            body: response::invalid(&review.api_version, &req.uid, &message),
+            verdict: Verdict::default(),
+            summary,
+            invalid: Some(message),
+        }),
+    }
+}
+
+fn parse<K: DeserializeOwned>(
+    raw: Option<&RawValue>,
+    what: &str,
+    kind: &str,
+) -> Result<Option<K>, String> {
+    raw.filter(|r| r.get() != "null")
+        .map(|r| serde_json::from_str::<K>(r.get()))
+        .transpose()
+        .map_err(|e| format!("{what} is not a valid {kind}: {e}"))
+}
+
+fn evaluate<K: DeserializeOwned + kube::Resource<DynamicType = ()>>(
+    rules: &[RuleEntry<K>],
+    endpoint: Endpoint,
+    req: &request::Request<'_>,
+    namespace: &str,
+    policy: &crate::policy::RolloutPolicy,
+    ctx: &ReviewContext<'_>,
+) -> Result<Verdict, String> {
+    let kind = &req.kind.kind;
+    let object: Option<K> = parse(req.object, "object", kind)?;
+    let old_object: Option<K> = parse(req.old_object, "oldObject", kind)?;
+    let needs_object = matches!(req.operation, Operation::Create | Operation::Update);
+    if needs_object && object.is_none() {
+        return Err(format!(
+            "{} request for a {kind} carries no object",
+            request::operation_name(&req.operation)
+        ));
+    }
+    if req.operation == Operation::Delete && old_object.is_none() {
+        // Some API servers omit oldObject on DELETE of already-gone objects: nothing to check.
+        return Ok(Verdict::exempt("no-object"));
+    }
+    let annotations: Option<BTreeMap<String, String>> = object
+        .as_ref()
+        .or(old_object.as_ref())
+        .and_then(|o| o.meta().annotations.clone());
+    let context = Context {
+        operation: req.operation.clone(),
+        namespace,
+        name: &req.name,
+        object: object.as_ref(),
+        old_object: old_object.as_ref(),
+        user: &req.user_info,
+        policy,
+        view: ctx.view,
+    };
+    Ok(run(
+        rules,
+        &context,
+        endpoint,
+        req.object,
+        annotations.as_ref(),
+    ))
+}

@@ -1,0 +1,148 @@
+//! Command line: `serve`, `check`, `certs generate`, `policy validate|schema`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Kubernetes admission webhook that keeps Deployments, Services, Ingresses and HTTPRoutes
+/// release-safe.
+#[derive(Debug, Parser)]
+#[command(name = "rollout-guard", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ROLLOUT_GUARD_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the admission webhook over HTTPS.
+    Serve(ServeArgs),
+    /// Evaluate manifests offline with the webhook's own engine.
+    Check(CheckArgs),
+    /// Certificate tooling.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Policy tooling.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory of policy files (re-read when it changes). Default: the embedded default policy.
+    #[arg(long, env = "ROLLOUT_GUARD_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// PEM serving certificate (chain). Re-read when it changes.
+    #[arg(long, required_unless_present = "dev", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the serving certificate.
+    #[arg(long, required_unless_present = "dev", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// HTTPS address for /mutate, /validate, /healthz, /readyz.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub addr: SocketAddr,
+    /// Plain HTTP address for /metrics, /healthz, /readyz.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+    /// Development mode: generate (or reuse) a CA and a localhost serving certificate in
+    /// `--dev-certs-dir` instead of taking cert flags.
+    #[arg(long)]
+    pub dev: bool,
+    /// Where `--dev` keeps its certificates.
+    #[arg(long, default_value = "certs")]
+    pub dev_certs_dir: PathBuf,
+    /// Namespace the webhook runs in; never intercepted.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Manifests (files or directories) used as the cluster state instead of watching a cluster.
+    #[arg(long = "objects", num_args = 1..)]
+    pub objects: Vec<PathBuf>,
+    /// Largest request body accepted, in bytes (larger gets HTTP 413).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Per-request deadline in milliseconds; keep it below the webhook's timeoutSeconds so the
+    /// answer (by each rule's failure mode) reaches the API server before it gives up.
+    #[arg(long, default_value_t = 4000)]
+    pub request_timeout_ms: u64,
+    /// How long to drain in-flight requests after SIGTERM, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+    /// How often the policy directory and TLS files are checked for changes, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub reload_interval_ms: u64,
+}
+
+/// `check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Manifests: files or directories of multi-document YAML or JSON.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Directory of policy files. Default: the embedded default policy.
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// `check` output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Readable report with a diff of what mutation changes.
+    Text,
+    /// One JSON document with every object's verdict and patch.
+    Json,
+}
+
+/// `certs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Generate a CA and a serving certificate for the webhook Service.
+    Generate(CertsGenerateArgs),
+}
+
+/// `certs generate` flags.
+#[derive(Debug, Args)]
+pub struct CertsGenerateArgs {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Name of the webhook's Service.
+    #[arg(long, default_value = "rollout-guard")]
+    pub service: String,
+    /// Namespace of the webhook's Service.
+    #[arg(long, default_value = "rollout-guard")]
+    pub namespace: String,
+    /// Validity of the serving certificate in days (the CA gets ten times as long).
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+}
+
+/// `policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Load a policy directory and report every error with file, line and field.
+    Validate {
+        /// Directory of policy files.
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of the policy format.
+    Schema,
+}

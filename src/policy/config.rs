@@ -1,0 +1,420 @@
+//! The policy file format: `RolloutPolicy` documents under `policies/`.
+//!
+//! These types are the single source of truth for the format: the loader parses into them,
+//! `schemars` derives the shipped JSON Schema from them, and the rules read them. Every field
+//! carries a doc comment because that comment becomes the schema's description in editors.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only `apiVersion` this build understands.
+pub const API_VERSION: &str = "rollout-guard.io/v1alpha1";
+/// The only `kind` of document in the policy directory.
+pub const KIND: &str = "RolloutPolicy";
+
+/// One policy document. Several may live in the directory; for each object the policy with the
+/// highest `spec.priority` whose `match` selects the object's namespace governs it (ties broken by
+/// name), so a team file can override the cluster default for its namespaces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutPolicy {
+    /// Must be `rollout-guard.io/v1alpha1`.
+    pub api_version: String,
+    /// Must be `RolloutPolicy`.
+    pub kind: String,
+    /// Name (unique across the directory) and free-form annotations.
+    pub metadata: PolicyMetadata,
+    /// What the policy selects and which rules it applies.
+    pub spec: PolicySpec,
+}
+
+/// Identifies a policy in messages, metrics and audit annotations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyMetadata {
+    /// Unique name of the policy; shown in audit annotations as the policy that decided.
+    pub name: String,
+    /// Free-form notes (owner, ticket, ...). Not interpreted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The body of a policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Higher wins when several policies select a namespace. Default 0.
+    #[serde(default)]
+    pub priority: i32,
+    /// Which namespaces this policy governs.
+    #[serde(default)]
+    pub r#match: NamespaceMatch,
+    /// Whether, and for which rules, an object may opt out with an annotation.
+    #[serde(default)]
+    pub opt_out: OptOut,
+    /// The rules and their settings. A rule left out runs with its defaults.
+    #[serde(default)]
+    pub rules: Rules,
+}
+
+/// Namespace selection by names and globs (`*` any run of characters, `?` one character).
+/// `kube-system` and the webhook's own namespace are never governed, whatever this says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamespaceMatch {
+    /// Namespaces (names or globs) the policy applies to. Default: all (`["*"]`).
+    #[serde(default = "default_namespaces")]
+    pub namespaces: Vec<String>,
+    /// Namespaces (names or globs) excluded even when `namespaces` selects them.
+    /// Default: `kube-system`, `kube-public`, `kube-node-lease`.
+    #[serde(default = "default_excluded_namespaces")]
+    pub exclude_namespaces: Vec<String>,
+}
+
+impl Default for NamespaceMatch {
+    fn default() -> Self {
+        Self {
+            namespaces: default_namespaces(),
+            exclude_namespaces: default_excluded_namespaces(),
+        }
+    }
+}
+
+fn default_namespaces() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+fn default_excluded_namespaces() -> Vec<String> {
+    ["kube-system", "kube-public", "kube-node-lease"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Per-object opt-out. The object names the rules it skips in the annotation, comma separated
+/// (or `*` for all it may skip); only rules listed in `allowedRules` can be skipped. Every skip
+/// is recorded in the response's audit annotations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OptOut {
+    /// The annotation read on the object. Default `rollout-guard.io/skip-rules`.
+    #[serde(default = "default_opt_out_annotation")]
+    pub annotation: String,
+    /// Rules (by their key under `rules`, e.g. `rollingUpdate`) an object may skip. Default: none.
+    #[serde(default)]
+    pub allowed_rules: Vec<String>,
+}
+
+impl Default for OptOut {
+    fn default() -> Self {
+        Self {
+            annotation: default_opt_out_annotation(),
+            allowed_rules: Vec::new(),
+        }
+    }
+}
+
+fn default_opt_out_annotation() -> String {
+    "rollout-guard.io/skip-rules".to_owned()
+}
+
+/// What a rule does with what it finds.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// The rule does not run.
+    Off,
+    /// Findings become warnings; nothing is changed or denied.
+    Warn,
+    /// Findings with a fix are fixed by the patch (with a warning when a user's choice is
+    /// rewritten); findings without one are warnings.
+    Mutate,
+    /// Values the user did not choose are still filled in; findings that would harm a rollout
+    /// deny the request with an explanation.
+    Enforce,
+}
+
+/// What a rule does when it cannot evaluate (cluster state not synced yet, unreadable input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FailureMode {
+    /// Allow, with a warning saying why the rule could not decide (fail open). Default.
+    #[default]
+    Allow,
+    /// Deny, saying why the rule could not decide (fail closed).
+    Deny,
+}
+
+/// Per-check mode overrides: the key is a check name (listed in each rule's docs), the value the
+/// mode for that one check.
+pub type CheckModes = BTreeMap<String, Mode>;
+
+/// Settings every rule has, read through one trait so the engine applies modes in one place.
+pub trait RuleSettings {
+    /// The rule's mode.
+    fn mode(&self) -> Mode;
+    /// Per-check overrides of the mode.
+    fn checks(&self) -> &CheckModes;
+    /// What happens when the rule cannot evaluate.
+    fn on_error(&self) -> FailureMode;
+
+    /// The mode for one check: its override, or the rule's mode.
+    fn mode_for(&self, check: &str) -> Mode {
+        if self.mode() == Mode::Off {
+            return Mode::Off;
+        }
+        self.checks().get(check).copied().unwrap_or(self.mode())
+    }
+}
+
+macro_rules! rule_settings {
+    ($($ty:ty),* $(,)?) => {$(
+        impl RuleSettings for $ty {
+            fn mode(&self) -> Mode { self.mode }
+            fn checks(&self) -> &CheckModes { &self.checks }
+            fn on_error(&self) -> FailureMode { self.on_error }
+        }
+    )*};
+}
+
+/// The rules, one section each. Keys are the rule names used in `checks`, `optOut.allowedRules`,
+/// messages, metrics and audit annotations.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rules {
+    /// Deployments: version label from the image tag.
+    #[serde(default)]
+    pub version_label: VersionLabelRule,
+    /// Deployments: `kubernetes.io/change-cause` that says what changed and who asked.
+    #[serde(default)]
+    pub change_cause: ChangeCauseRule,
+    /// Deployments: rolling-update settings, probes and the Recreate strategy.
+    #[serde(default)]
+    pub rolling_update: RollingUpdateRule,
+}
+
+/// Which container's image gives the version.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerChoice {
+    /// Name of the container; when absent (or not found) the first container is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Version label rule. Checks: `missing` (no label yet), `stale` (label no longer matches the
+/// image after an image change), `mismatch` (a user-set value differs from the image),
+/// `untagged` (the image has neither tag nor digest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VersionLabelRule {
+    /// Mode of the rule. Default `mutate`.
+    #[serde(default = "mode_mutate")]
+    pub mode: Mode,
+    /// Per-check mode overrides.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// On evaluation errors. Default `allow`.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Label keys to set, on the Deployment and on its pod template (never on the selector).
+    /// Default `[app.kubernetes.io/version]`; add e.g. `version` for blue/green Services.
+    #[serde(default = "default_version_label_keys")]
+    pub label_keys: Vec<String>,
+    /// The container whose image tag is the version. Default: the first container.
+    #[serde(default)]
+    pub container: ContainerChoice,
+    /// When true the label always follows the image, replacing a value the user set.
+    /// When false (default) a user's value is kept.
+    #[serde(default)]
+    pub follow_image: bool,
+    /// When true (default), a label that still carries the old image's version after the image
+    /// changed is refreshed, even when `followImage` is false.
+    #[serde(default = "yes")]
+    pub refresh_stale: bool,
+    /// Hex characters of a digest kept when the image is pinned by digest only
+    /// (`sha256-<first N>`). Default 12.
+    #[serde(default = "default_digest_chars")]
+    pub digest_chars: u8,
+}
+
+impl Default for VersionLabelRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Mutate,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            label_keys: default_version_label_keys(),
+            container: ContainerChoice::default(),
+            follow_image: false,
+            refresh_stale: true,
+            digest_chars: default_digest_chars(),
+        }
+    }
+}
+
+fn default_version_label_keys() -> Vec<String> {
+    vec!["app.kubernetes.io/version".to_owned()]
+}
+
+fn default_digest_chars() -> u8 {
+    12
+}
+
+/// Change-cause rule. Checks: `missing` (template changed and no cause given).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeCauseRule {
+    /// Mode of the rule. Default `mutate`.
+    #[serde(default = "mode_mutate")]
+    pub mode: Mode,
+    /// Per-check mode overrides.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// On evaluation errors. Default `allow`.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Template of the generated cause. Placeholders: `{change}` (what changed), `{user}`
+    /// (requesting user), `{source}` (GitOps application and revision, with a leading
+    /// space, or empty). Default `{change} by {user}{source}`.
+    #[serde(default = "default_change_cause_format")]
+    pub format: String,
+    /// Longest cause written, in characters; longer ones are cut with `…`. Default 256.
+    #[serde(default = "default_change_cause_max")]
+    pub max_length: u16,
+}
+
+impl Default for ChangeCauseRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Mutate,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            format: default_change_cause_format(),
+            max_length: default_change_cause_max(),
+        }
+    }
+}
+
+fn default_change_cause_format() -> String {
+    "{change} by {user}{source}".to_owned()
+}
+
+fn default_change_cause_max() -> u16 {
+    256
+}
+
+/// An int-or-percent value as Kubernetes writes it: `1` or `"25%"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum IntOrPercent {
+    /// An absolute number of pods.
+    Int(i32),
+    /// A percentage of replicas, written `"N%"`.
+    Percent(String),
+}
+
+/// Rolling-update safety rule. Checks: `maxUnavailable`, `maxSurge`, `minReadySeconds`,
+/// `progressDeadlineSeconds`, `revisionHistoryLimit`, `allPodsDown` (the effective
+/// maxUnavailable takes every pod down at once), `readinessProbe` (a container without one),
+/// `recreateStrategy` (Recreate in a namespace listed in `recreateNamespaces`).
+///
+/// The API server defaults these fields before webhooks see the object, so a field holding the
+/// exact Kubernetes default is treated as "not chosen" and set to the target here; a value the
+/// user chose that is less safe than the target is handled by the mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollingUpdateRule {
+    /// Mode of the rule. Default `mutate`.
+    #[serde(default = "mode_mutate")]
+    pub mode: Mode,
+    /// Per-check mode overrides (e.g. `readinessProbe: enforce`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// On evaluation errors. Default `allow`.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Target maxUnavailable, written where the Deployment has the default (25%). Default 0.
+    #[serde(default = "default_max_unavailable")]
+    pub max_unavailable: IntOrPercent,
+    /// Least safe maxUnavailable a user may choose (compared as effective pods against
+    /// replicas). Default `25%`.
+    #[serde(default = "default_max_unavailable_limit")]
+    pub max_unavailable_limit: IntOrPercent,
+    /// Target maxSurge, written where the Deployment has the default (25%). Default `25%`.
+    #[serde(default = "default_max_surge")]
+    pub max_surge: IntOrPercent,
+    /// Target minReadySeconds, written where the Deployment has 0; a smaller non-zero value is
+    /// less safe. Default 5.
+    #[serde(default = "default_min_ready_seconds")]
+    pub min_ready_seconds: i32,
+    /// Target progressDeadlineSeconds, written where the Deployment has the default (600); a
+    /// larger value is less safe (a stuck rollout is noticed later). Default 300.
+    #[serde(default = "default_progress_deadline_seconds")]
+    pub progress_deadline_seconds: i32,
+    /// Target revisionHistoryLimit, written where the Deployment has the default (10). Default 5.
+    #[serde(default = "default_revision_history_limit")]
+    pub revision_history_limit: i32,
+    /// Smallest revisionHistoryLimit a user may choose; below it `kubectl rollout undo` has
+    /// nothing to go back to. Default 2.
+    #[serde(default = "default_min_revision_history_limit")]
+    pub min_revision_history_limit: i32,
+    /// Namespaces (names or globs) where the Recreate strategy is reported by the
+    /// `recreateStrategy` check (it takes every pod down). Default: none.
+    #[serde(default)]
+    pub recreate_namespaces: Vec<String>,
+}
+
+impl Default for RollingUpdateRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Mutate,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            max_unavailable: default_max_unavailable(),
+            max_unavailable_limit: default_max_unavailable_limit(),
+            max_surge: default_max_surge(),
+            min_ready_seconds: default_min_ready_seconds(),
+            progress_deadline_seconds: default_progress_deadline_seconds(),
+            revision_history_limit: default_revision_history_limit(),
+            min_revision_history_limit: default_min_revision_history_limit(),
+            recreate_namespaces: Vec::new(),
+        }
+    }
+}
+
+fn default_max_unavailable() -> IntOrPercent {
+    IntOrPercent::Int(0)
+}
+fn default_max_unavailable_limit() -> IntOrPercent {
+    IntOrPercent::Percent("25%".to_owned())
+}
+fn default_max_surge() -> IntOrPercent {
+    IntOrPercent::Percent("25%".to_owned())
+}
+fn default_min_ready_seconds() -> i32 {
+    5
+}
+fn default_progress_deadline_seconds() -> i32 {
+    300
+}
+fn default_revision_history_limit() -> i32 {
+    5
+}
+fn default_min_revision_history_limit() -> i32 {
+    2
+}
+
+fn mode_mutate() -> Mode {
+    Mode::Mutate
+}
+
+fn yes() -> bool {
+    true
+}
+
+rule_settings!(VersionLabelRule, ChangeCauseRule, RollingUpdateRule);

@@ -1,0 +1,264 @@
+//! Runs a kind's rules over one request and folds the outcomes into a verdict.
+//!
+//! This is the one place where modes, per-check overrides, opt-outs and failure modes are
+//! applied; rules only report findings.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::authentication::v1::UserInfo;
+use kube::core::admission::Operation;
+use serde_json::value::RawValue;
+
+use crate::policy::config::{RolloutPolicy, RuleSettings, Rules};
+use crate::policy::finding::{
+    decide, decide_error, Endpoint, EvalError, Finding, Outcome, RulePhase,
+};
+use crate::policy::patch::{PatchBuilder, PatchOp};
+use crate::policy::view::ClusterView;
+
+/// Everything a rule may read about one request.
+pub struct Context<'a, K> {
+    /// CREATE, UPDATE, DELETE or CONNECT.
+    pub operation: Operation,
+    /// Namespace of the object.
+    pub namespace: &'a str,
+    /// Name of the object (empty on CREATE with generateName).
+    pub name: &'a str,
+    /// The object as it would be stored (absent on DELETE).
+    pub object: Option<&'a K>,
+    /// The stored object (UPDATE and DELETE).
+    pub old_object: Option<&'a K>,
+    /// Who asked.
+    pub user: &'a UserInfo,
+    /// The policy governing the namespace.
+    pub policy: &'a RolloutPolicy,
+    /// Other objects in the cluster.
+    pub view: &'a dyn ClusterView,
+}
+
+impl<K> Context<'_, K> {
+    /// The rule settings of the governing policy.
+    pub fn rules(&self) -> &Rules {
+        &self.policy.spec.rules
+    }
+}
+
+/// Signature of a rule's evaluation.
+pub type Evaluate<K> = fn(&Context<'_, K>) -> Result<Vec<Finding>, EvalError>;
+
+/// A rule as the engine sees it.
+pub struct RuleEntry<K> {
+    /// The rule's key under `rules`.
+    pub name: &'static str,
+    /// When it runs.
+    pub phase: RulePhase,
+    /// Its settings in a policy.
+    pub settings: fn(&Rules) -> &dyn RuleSettings,
+    /// Its evaluation.
+    pub evaluate: Evaluate<K>,
+}
+
+/// A denial, with the rule and check that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// `rule.check`.
+    pub source: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verdict {
+    /// Reasons to refuse; empty means allowed.
+    pub denials: Vec<Denial>,
+    /// Short messages for the user (`kubectl` prints them).
+    pub warnings: Vec<String>,
+    /// JSON Patch operations against the object as sent.
+    pub patch: Vec<PatchOp>,
+    /// The policy that governed the object, if any.
+    pub policy: Option<String>,
+    /// Rules that ran.
+    pub rules_run: Vec<&'static str>,
+    /// `rule.check` of every finding that produced a patch, warning or denial.
+    pub fired: BTreeSet<String>,
+    /// Rules the object opted out of.
+    pub skipped: Vec<&'static str>,
+    /// Why the request was not evaluated at all (excluded namespace, subresource, ...).
+    pub exempt: Option<String>,
+}
+
+impl Verdict {
+    /// True when nothing denies.
+    pub fn allowed(&self) -> bool {
+        self.denials.is_empty()
+    }
+
+    /// A verdict for a request that rules do not look at.
+    pub fn exempt(reason: impl Into<String>) -> Self {
+        Self {
+            exempt: Some(reason.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The decision as a low-cardinality word for metrics and logs.
+    pub fn decision(&self) -> &'static str {
+        if !self.allowed() {
+            "deny"
+        } else if !self.patch.is_empty() {
+            "patch"
+        } else if !self.warnings.is_empty() {
+            "warn"
+        } else {
+            "allow"
+        }
+    }
+}
+
+/// Longest warning we send; the API server truncates longer ones and `kubectl` prints every one.
+pub const MAX_WARNING_CHARS: usize = 240;
+
+fn warning_text(source: &str, message: &str) -> String {
+    let text = format!("rollout-guard {source}: {message}");
+    if text.chars().count() <= MAX_WARNING_CHARS {
+        text
+    } else {
+        let mut cut: String = text.chars().take(MAX_WARNING_CHARS - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// Which rules the object opts out of, limited to what the policy allows.
+fn opted_out(
+    policy: &RolloutPolicy,
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+) -> Vec<String> {
+    let Some(value) = annotations.and_then(|a| a.get(&policy.spec.opt_out.annotation)) else {
+        return Vec::new();
+    };
+    let allowed = &policy.spec.opt_out.allowed_rules;
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .flat_map(|requested| {
+            allowed
+                .iter()
+                .filter(move |rule| requested == "*" || requested == rule.as_str())
+                .cloned()
+        })
+        .collect()
+}
+
+/// Runs `rules` for one request. `raw_object` is the object exactly as sent, parsed only when a
+/// patch is built (most requests need none); `annotations` are the object's (or, on DELETE, the old object's), for opt-out.
+pub fn run<K>(
+    rules: &[RuleEntry<K>],
+    ctx: &Context<'_, K>,
+    endpoint: Endpoint,
+    raw_object: Option<&RawValue>,
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+) -> Verdict {
+    let mut verdict = Verdict {
+        policy: Some(ctx.policy.metadata.name.clone()),
+        ..Verdict::default()
+    };
+    let opt_outs = opted_out(ctx.policy, annotations);
+    let mut builder: Option<PatchBuilder> = None;
+
+    for rule in rules {
+        if endpoint == Endpoint::Mutate && rule.phase == RulePhase::Validating {
+            continue;
+        }
+        let settings = (rule.settings)(ctx.rules());
+        if settings.mode() == crate::policy::Mode::Off {
+            continue;
+        }
+        if opt_outs.iter().any(|name| name == rule.name) {
+            verdict.skipped.push(rule.name);
+            continue;
+        }
+        verdict.rules_run.push(rule.name);
+        let findings = match (rule.evaluate)(ctx) {
+            Ok(findings) => findings,
+            Err(error) => {
+                let source = format!("{}.error", rule.name);
+                let message = match settings.on_error() {
+                    crate::policy::config::FailureMode::Allow => {
+                        format!("{error}; allowed without this check")
+                    }
+                    crate::policy::config::FailureMode::Deny => {
+                        format!("{error}; denied because the rule fails closed (onError: deny), retry shortly")
+                    }
+                };
+                match decide_error(settings.on_error()) {
+                    Outcome::Deny => verdict.denials.push(Denial {
+                        source: source.clone(),
+                        message,
+                    }),
+                    _ => verdict.warnings.push(warning_text(&source, &message)),
+                }
+                verdict.fired.insert(source);
+                continue;
+            }
+        };
+        for finding in findings {
+            let mode = settings.mode_for(finding.check);
+            let source = format!("{}.{}", finding.rule, finding.check);
+            match decide(&finding, mode, endpoint, rule.phase) {
+                Outcome::Nothing => continue,
+                Outcome::Warning => verdict
+                    .warnings
+                    .push(warning_text(&source, &finding.message)),
+                Outcome::Deny => verdict.denials.push(Denial {
+                    source: source.clone(),
+                    message: finding.message.clone(),
+                }),
+                Outcome::Patch { edits, warn } => {
+                    if builder.is_none() {
+                        match raw_object.map(|raw| serde_json::from_str(raw.get())) {
+                            Some(Ok(value)) => builder = Some(PatchBuilder::new(value)),
+                            // Nothing to patch against (validate endpoint, DELETE): report instead.
+                            _ => {
+                                verdict
+                                    .warnings
+                                    .push(warning_text(&source, &finding.message));
+                                verdict.fired.insert(source);
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(builder) = builder.as_mut() else {
+                        continue;
+                    };
+                    let before = builder.ops().len();
+                    for edit in &edits {
+                        if let Err(error) = builder.apply(edit) {
+                            // A rule asked for an impossible edit: a bug, reported, never applied.
+                            verdict.warnings.push(warning_text(
+                                &source,
+                                &format!("internal: fix not applied: {error}"),
+                            ));
+                        }
+                    }
+                    if builder.ops().len() == before {
+                        // Already satisfied: nothing changed, nothing to report.
+                        continue;
+                    }
+                    if warn {
+                        verdict
+                            .warnings
+                            .push(warning_text(&source, &finding.message));
+                    }
+                }
+            }
+            verdict.fired.insert(source);
+        }
+    }
+    if let Some(builder) = builder {
+        verdict.patch = builder.finish().0;
+    }
+    verdict
+}

@@ -1,0 +1,18 @@
+//! The pure policy core: typed objects, the cluster view and the policy config in; findings,
+//! patch operations and a verdict out. Nothing in here performs IO.
+
+pub mod config;
+pub mod engine;
+pub mod finding;
+pub mod glob;
+pub mod load;
+pub mod patch;
+pub mod rules;
+pub mod set;
+pub mod view;
+
+pub use config::{Mode, RolloutPolicy};
+pub use engine::{Context, RuleEntry, Verdict};
+pub use finding::{Endpoint, EvalError, Finding, Fix, Severity};
+pub use set::PolicySet;
+pub use view::{ClusterView, EmptyView, SyncStatus};

@@ -1,0 +1,297 @@
+//! Building RFC 6902 JSON Patches from the edits rules ask for.
+//!
+//! Rules describe *what* the object should hold (`Edit::Set` at a path of plain keys); this
+//! module turns that into operations that apply to the object exactly as the API server sent it:
+//! keys are escaped per RFC 6901 (`/` → `~1`, `~` → `~0`), a missing map is added before a key
+//! is added into it (an `add` into a missing parent fails), a value already equal produces no
+//! operation (so mutating our own output yields an empty patch), and paths under a Deployment's
+//! immutable `spec.selector` are refused outright.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// A change a rule wants, as a path of unescaped keys (array indexes as decimal strings).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    /// Make the value at `path` equal `value`, creating missing parent maps.
+    Set { path: Vec<String>, value: Value },
+    /// Remove the value at `path` if present.
+    Remove { path: Vec<String> },
+}
+
+impl Edit {
+    /// `Edit::Set` from string-ish path segments.
+    pub fn set<I, S>(path: I, value: Value) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Edit::Set {
+            path: path.into_iter().map(Into::into).collect(),
+            value,
+        }
+    }
+
+    /// `Edit::Remove` from string-ish path segments.
+    pub fn remove<I, S>(path: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Edit::Remove {
+            path: path.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The path this edit touches.
+    pub fn path(&self) -> &[String] {
+        match self {
+            Edit::Set { path, .. } | Edit::Remove { path } => path,
+        }
+    }
+}
+
+/// One RFC 6902 operation, serialised as the API server expects.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum PatchOp {
+    /// Add a member or replace it when present (we only emit it for absent ones).
+    Add { path: String, value: Value },
+    /// Replace an existing member.
+    Replace { path: String, value: Value },
+    /// Remove an existing member.
+    Remove { path: String },
+}
+
+/// Why an edit could not be turned into an operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    /// The edit targets a field that must never be patched.
+    #[error("refusing to patch {0}: the field is immutable")]
+    Immutable(String),
+    /// A parent on the path is not an object (or an index is out of range).
+    #[error("cannot patch {0}: a parent on the path is not an object or array element")]
+    BadParent(String),
+}
+
+/// Escapes one key as an RFC 6901 reference token.
+pub fn escape_token(key: &str) -> String {
+    if key.contains(['~', '/']) {
+        key.replace('~', "~0").replace('/', "~1")
+    } else {
+        key.to_owned()
+    }
+}
+
+/// Joins keys into an RFC 6901 pointer.
+pub fn pointer(path: &[String]) -> String {
+    path.iter().fold(String::new(), |mut acc, key| {
+        acc.push('/');
+        acc.push_str(&escape_token(key));
+        acc
+    })
+}
+
+/// Paths no rule may ever touch. `spec.selector` of a Deployment is immutable in apps/v1: a patch
+/// to it makes the API server reject the whole request.
+fn is_forbidden(path: &[String]) -> bool {
+    path.len() >= 2 && path[0] == "spec" && path[1] == "selector"
+}
+
+/// Accumulates edits against a working copy of the object, so later edits see the maps earlier
+/// ones created and the resulting patch applies in order to the original.
+#[derive(Debug)]
+pub struct PatchBuilder {
+    working: Value,
+    ops: Vec<PatchOp>,
+}
+
+impl PatchBuilder {
+    /// Starts from the object as the API server sent it.
+    pub fn new(original: Value) -> Self {
+        Self {
+            working: original,
+            ops: Vec::new(),
+        }
+    }
+
+    /// Applies one edit, appending the operations it needs (none when already satisfied).
+    pub fn apply(&mut self, edit: &Edit) -> Result<(), PatchError> {
+        let path = edit.path();
+        if is_forbidden(path) {
+            return Err(PatchError::Immutable(pointer(path)));
+        }
+        if path.is_empty() {
+            return Err(PatchError::BadParent(String::new()));
+        }
+        let (leaf, parents) = path
+            .split_last()
+            .ok_or(PatchError::BadParent(String::new()))?;
+        let mut node = &mut self.working;
+        for (depth, key) in parents.iter().enumerate() {
+            let here = pointer(&path[..=depth]);
+            node = match node {
+                Value::Object(map) => {
+                    if !map.contains_key(key) || map.get(key).is_some_and(Value::is_null) {
+                        if matches!(edit, Edit::Remove { .. }) {
+                            return Ok(());
+                        }
+                        // A null member reads as absent to Kubernetes; `add` replaces it.
+                        self.ops.push(PatchOp::Add {
+                            path: here.clone(),
+                            value: Value::Object(Map::new()),
+                        });
+                        map.insert(key.clone(), Value::Object(Map::new()));
+                    }
+                    map.get_mut(key).ok_or(PatchError::BadParent(here))?
+                }
+                Value::Array(items) => {
+                    let index: usize = key
+                        .parse()
+                        .map_err(|_| PatchError::BadParent(here.clone()))?;
+                    items.get_mut(index).ok_or(PatchError::BadParent(here))?
+                }
+                _ => return Err(PatchError::BadParent(here)),
+            };
+        }
+        let full = pointer(path);
+        let Value::Object(map) = node else {
+            return Err(PatchError::BadParent(full));
+        };
+        match edit {
+            Edit::Set { value, .. } => match map.get(leaf) {
+                Some(current) if current == value => {}
+                Some(current) if !current.is_null() => {
+                    self.ops.push(PatchOp::Replace {
+                        path: full,
+                        value: value.clone(),
+                    });
+                    map.insert(leaf.clone(), value.clone());
+                }
+                _ => {
+                    self.ops.push(PatchOp::Add {
+                        path: full,
+                        value: value.clone(),
+                    });
+                    map.insert(leaf.clone(), value.clone());
+                }
+            },
+            Edit::Remove { .. } => {
+                if map.remove(leaf).is_some() {
+                    self.ops.push(PatchOp::Remove { path: full });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The operations so far.
+    pub fn ops(&self) -> &[PatchOp] {
+        &self.ops
+    }
+
+    /// The operations and the object as they leave it.
+    pub fn finish(self) -> (Vec<PatchOp>, Value) {
+        (self.ops, self.working)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn build(original: Value, edits: &[Edit]) -> Vec<PatchOp> {
+        let mut builder = PatchBuilder::new(original);
+        for edit in edits {
+            builder.apply(edit).expect("edit applies");
+        }
+        builder.finish().0
+    }
+
+    #[test]
+    fn escapes_slash_and_tilde() {
+        assert_eq!(
+            escape_token("app.kubernetes.io/version"),
+            "app.kubernetes.io~1version"
+        );
+        assert_eq!(escape_token("a~b/c"), "a~0b~1c");
+        assert_eq!(
+            pointer(&[
+                "metadata".into(),
+                "labels".into(),
+                "app.kubernetes.io/version".into()
+            ]),
+            "/metadata/labels/app.kubernetes.io~1version"
+        );
+    }
+
+    #[test]
+    fn adds_missing_parent_map_once() {
+        let ops = build(
+            json!({"metadata": {"name": "x"}}),
+            &[
+                Edit::set(["metadata", "labels", "a/b"], json!("1")),
+                Edit::set(["metadata", "labels", "c"], json!("2")),
+            ],
+        );
+        assert_eq!(
+            serde_json::to_value(&ops).unwrap(),
+            json!([
+                {"op": "add", "path": "/metadata/labels", "value": {}},
+                {"op": "add", "path": "/metadata/labels/a~1b", "value": "1"},
+                {"op": "add", "path": "/metadata/labels/c", "value": "2"},
+            ])
+        );
+    }
+
+    #[test]
+    fn equal_value_is_no_op_and_different_is_replace() {
+        let original = json!({"spec": {"minReadySeconds": 5, "revisionHistoryLimit": 10}});
+        let ops = build(
+            original,
+            &[
+                Edit::set(["spec", "minReadySeconds"], json!(5)),
+                Edit::set(["spec", "revisionHistoryLimit"], json!(5)),
+            ],
+        );
+        assert_eq!(
+            ops,
+            vec![PatchOp::Replace {
+                path: "/spec/revisionHistoryLimit".into(),
+                value: json!(5)
+            }]
+        );
+    }
+
+    #[test]
+    fn selector_is_never_patched() {
+        let mut builder = PatchBuilder::new(json!({"spec": {"selector": {}}}));
+        let err = builder
+            .apply(&Edit::set(
+                ["spec", "selector", "matchLabels", "v"],
+                json!("1"),
+            ))
+            .unwrap_err();
+        assert!(matches!(err, PatchError::Immutable(_)));
+        assert!(builder.ops().is_empty());
+    }
+
+    #[test]
+    fn walks_into_arrays_by_index() {
+        let ops = build(
+            json!({"spec": {"containers": [{"name": "a"}]}}),
+            &[Edit::set(
+                ["spec", "containers", "0", "image"],
+                json!("nginx:1"),
+            )],
+        );
+        assert_eq!(
+            ops,
+            vec![PatchOp::Add {
+                path: "/spec/containers/0/image".into(),
+                value: json!("nginx:1")
+            }]
+        );
+    }
+}

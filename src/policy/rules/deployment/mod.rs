@@ -1,0 +1,33 @@
+//! Rules for `apps/v1` Deployments.
+
+pub mod change_cause;
+pub mod rolling_update;
+pub mod version_label;
+
+use k8s_openapi::api::apps::v1::Deployment;
+
+use crate::policy::config::{RuleSettings, Rules};
+use crate::policy::engine::RuleEntry;
+use crate::policy::finding::RulePhase;
+
+/// The Deployment rules, in the order their patches are built.
+pub const RULES: &[RuleEntry<Deployment>] = &[
+    RuleEntry {
+        name: version_label::RULE,
+        phase: RulePhase::Mutating,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.version_label },
+        evaluate: version_label::evaluate,
+    },
+    RuleEntry {
+        name: change_cause::RULE,
+        phase: RulePhase::Mutating,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.change_cause },
+        evaluate: change_cause::evaluate,
+    },
+    RuleEntry {
+        name: rolling_update::RULE,
+        phase: RulePhase::Mutating,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.rolling_update },
+        evaluate: rolling_update::evaluate,
+    },
+];

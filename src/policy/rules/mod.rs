@@ -1,0 +1,3 @@
+//! Rules, one module per resource kind, each exposing the table of rules the engine runs.
+
+pub mod deployment;
