@@ -14,3 +14,4 @@ pub mod manifest;
 pub mod policy;
 pub mod reload;
 pub mod server;
+pub mod store;

@@ -10,6 +10,8 @@ pub mod response;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::core::admission::Operation;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -113,15 +115,17 @@ pub fn review(
         req.kind.version.as_str(),
         req.kind.kind.as_str(),
     );
+    let target = Target {
+        endpoint,
+        req,
+        namespace: &namespace,
+        policy,
+        ctx,
+    };
     let result = match kind {
-        ("apps", "v1", "Deployment") => evaluate::<Deployment>(
-            rules::deployment::RULES,
-            endpoint,
-            req,
-            &namespace,
-            policy,
-            ctx,
-        ),
+        ("apps", "v1", "Deployment") => target.evaluate::<Deployment>(rules::deployment::RULES),
+        ("", "v1", "Service") => target.evaluate::<Service>(rules::service::RULES),
+        ("networking.k8s.io", "v1", "Ingress") => target.evaluate::<Ingress>(rules::ingress::RULES),
         _ => Ok(Verdict::exempt("kind")),
     };
     match result {
@@ -146,47 +150,52 @@ fn parse<K: DeserializeOwned>(
         .map_err(|e| format!("{what} is not a valid {kind}: {e}"))
 }
 
-fn evaluate<K: DeserializeOwned + kube::Resource<DynamicType = ()>>(
-    rules: &[RuleEntry<K>],
+/// One request, ready for its kind's rules.
+struct Target<'a> {
     endpoint: Endpoint,
-    req: &request::Request<'_>,
-    namespace: &str,
-    policy: &crate::policy::RolloutPolicy,
-    ctx: &ReviewContext<'_>,
-) -> Result<Verdict, String> {
-    let kind = &req.kind.kind;
-    let object: Option<K> = parse(req.object, "object", kind)?;
-    let old_object: Option<K> = parse(req.old_object, "oldObject", kind)?;
-    let needs_object = matches!(req.operation, Operation::Create | Operation::Update);
-    if needs_object && object.is_none() {
-        return Err(format!(
-            "{} request for a {kind} carries no object",
-            request::operation_name(&req.operation)
-        ));
+    req: &'a request::Request<'a>,
+    namespace: &'a str,
+    policy: &'a crate::policy::RolloutPolicy,
+    ctx: &'a ReviewContext<'a>,
+}
+
+impl Target<'_> {
+    /// Parses the objects as `K` and runs `rules`. `Err` carries the message for an object that
+    /// does not read as its kind.
+    fn evaluate<K>(&self, rules: &[RuleEntry<K>]) -> Result<Verdict, String>
+    where
+        K: DeserializeOwned + kube::Resource<DynamicType = ()>,
+    {
+        let req = self.req;
+        let kind = &req.kind.kind;
+        let object: Option<K> = parse(req.object, "object", kind)?;
+        let old_object: Option<K> = parse(req.old_object, "oldObject", kind)?;
+        let needs_object = matches!(req.operation, Operation::Create | Operation::Update);
+        if needs_object && object.is_none() {
+            let operation = request::operation_name(&req.operation);
+            return Err(format!(
+                "{operation} request for a {kind} carries no object"
+            ));
+        }
+        if req.operation == Operation::Delete && old_object.is_none() {
+            // Some API servers omit oldObject on DELETE of already-gone objects: nothing to check.
+            return Ok(Verdict::exempt("no-object"));
+        }
+        let annotations: Option<BTreeMap<String, String>> = object
+            .as_ref()
+            .or(old_object.as_ref())
+            .and_then(|o| o.meta().annotations.clone());
+        let context = Context {
+            operation: req.operation.clone(),
+            namespace: self.namespace,
+            name: &req.name,
+            object: object.as_ref(),
+            old_object: old_object.as_ref(),
+            user: &req.user_info,
+            policy: self.policy,
+            view: self.ctx.view,
+        };
+        let annotations = annotations.as_ref();
+        Ok(run(rules, &context, self.endpoint, req.object, annotations))
     }
-    if req.operation == Operation::Delete && old_object.is_none() {
-        // Some API servers omit oldObject on DELETE of already-gone objects: nothing to check.
-        return Ok(Verdict::exempt("no-object"));
-    }
-    let annotations: Option<BTreeMap<String, String>> = object
-        .as_ref()
-        .or(old_object.as_ref())
-        .and_then(|o| o.meta().annotations.clone());
-    let context = Context {
-        operation: req.operation.clone(),
-        namespace,
-        name: &req.name,
-        object: object.as_ref(),
-        old_object: old_object.as_ref(),
-        user: &req.user_info,
-        policy,
-        view: ctx.view,
-    };
-    Ok(run(
-        rules,
-        &context,
-        endpoint,
-        req.object,
-        annotations.as_ref(),
-    ))
 }

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod finding;
 pub mod glob;
 pub mod load;
+pub mod objects;
 pub mod patch;
 pub mod rules;
 pub mod set;

@@ -2,7 +2,13 @@
 //!
 //! The live store (filled by watchers) and the offline store (filled from manifests) both
 //! implement it, so the webhook, `check` and the tests run the same rules on the same interface.
-//! Rules never call the API server: everything they need is in the view.
+//! Rules never call the API server: everything they need is in the view, behind indexed lookups
+//! (a request must not scan every object of a kind).
+
+use crate::policy::objects::{
+    DeploymentInfo, IngressClassInfo, IngressInfo, Labels, ReferenceGrantInfo, Selector,
+    ServiceInfo, Shared,
+};
 
 /// Whether the view reflects the cluster yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,10 +19,103 @@ pub enum SyncStatus {
     NotSynced(String),
 }
 
+/// Objects held per kind, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectCounts {
+    /// Deployments.
+    pub deployments: usize,
+    /// Services.
+    pub services: usize,
+    /// Ingresses.
+    pub ingresses: usize,
+    /// IngressClasses.
+    pub ingress_classes: usize,
+    /// HTTPRoutes.
+    pub http_routes: usize,
+    /// ReferenceGrants.
+    pub reference_grants: usize,
+    /// Namespaces.
+    pub namespaces: usize,
+}
+
 /// Read access to the objects cross-object rules need.
 pub trait ClusterView: Send + Sync {
     /// Whether cross-object answers can be trusted.
     fn sync_status(&self) -> SyncStatus;
+
+    /// How many objects of each kind the view holds.
+    fn counts(&self) -> ObjectCounts {
+        ObjectCounts::default()
+    }
+
+    /// One Deployment.
+    fn deployment(&self, _namespace: &str, _name: &str) -> Option<Shared<DeploymentInfo>> {
+        None
+    }
+
+    /// Deployments in `namespace` whose pod-template labels satisfy `selector`.
+    fn deployments_matching(
+        &self,
+        _namespace: &str,
+        _selector: &Selector,
+    ) -> Vec<Shared<DeploymentInfo>> {
+        Vec::new()
+    }
+
+    /// Deployments in `namespace` whose own selector selects pods labelled `labels`.
+    fn deployments_selecting(
+        &self,
+        _namespace: &str,
+        _labels: &Labels,
+    ) -> Vec<Shared<DeploymentInfo>> {
+        Vec::new()
+    }
+
+    /// One Service.
+    fn service(&self, _namespace: &str, _name: &str) -> Option<Shared<ServiceInfo>> {
+        None
+    }
+
+    /// Services in `namespace` whose selector selects pods labelled `labels`.
+    fn services_selecting(&self, _namespace: &str, _labels: &Labels) -> Vec<Shared<ServiceInfo>> {
+        Vec::new()
+    }
+
+    /// Ingresses (any namespace: ingress-nginx builds one server per host across namespaces)
+    /// with a rule for exactly this host and path.
+    fn ingresses_at(&self, _host: &str, _path: &str) -> Vec<Shared<IngressInfo>> {
+        Vec::new()
+    }
+
+    /// Ingresses in `namespace` that route to Service `service`.
+    fn ingresses_with_backend(&self, _namespace: &str, _service: &str) -> Vec<Shared<IngressInfo>> {
+        Vec::new()
+    }
+
+    /// One Ingress.
+    fn ingress(&self, _namespace: &str, _name: &str) -> Option<Shared<IngressInfo>> {
+        None
+    }
+
+    /// One IngressClass.
+    fn ingress_class(&self, _name: &str) -> Option<Shared<IngressClassInfo>> {
+        None
+    }
+
+    /// IngressClasses marked as the cluster default.
+    fn default_ingress_classes(&self) -> Vec<Shared<IngressClassInfo>> {
+        Vec::new()
+    }
+
+    /// ReferenceGrants in `namespace` (the namespace being referred to).
+    fn reference_grants(&self, _namespace: &str) -> Vec<Shared<ReferenceGrantInfo>> {
+        Vec::new()
+    }
+
+    /// Labels of a Namespace, when known.
+    fn namespace_labels(&self, _namespace: &str) -> Option<Labels> {
+        None
+    }
 }
 
 /// A view with no objects that is always synced: for rules that need no other objects and for

@@ -1,3 +1,5 @@
 //! Rules, one module per resource kind, each exposing the table of rules the engine runs.
 
 pub mod deployment;
+pub mod ingress;
+pub mod service;

@@ -1,0 +1,637 @@
+//! The slices of Kubernetes objects that cross-object rules read, and the one parser for each.
+//!
+//! The store keeps these instead of whole objects (no managedFields, no pod specs), so tens of
+//! thousands of objects stay small; admission parses the incoming object with the same functions,
+//! so a rule never judges a request by different reading than it judges the cluster.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// Labels (or a Service's selector).
+pub type Labels = BTreeMap<String, String>;
+
+/// `namespace/name` of a namespaced object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// Builds a key.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// One `matchExpressions` requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// Label value is one of these.
+    In(String, Vec<String>),
+    /// Label absent or value not one of these.
+    NotIn(String, Vec<String>),
+    /// Label present.
+    Exists(String),
+    /// Label absent.
+    DoesNotExist(String),
+}
+
+/// A label selector as Deployments write it (`matchLabels` plus `matchExpressions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// Exact key/value pairs.
+    pub match_labels: Labels,
+    /// Set-based requirements.
+    pub match_expressions: Vec<Requirement>,
+}
+
+impl Selector {
+    /// Reads a `LabelSelector`. An unknown operator makes the selector match nothing, as the API
+    /// server would have rejected it anyway.
+    pub fn from_label_selector(selector: &LabelSelector) -> Self {
+        let match_expressions = selector
+            .match_expressions
+            .iter()
+            .flatten()
+            .map(|e| {
+                let values = e.values.clone().unwrap_or_default();
+                match e.operator.as_str() {
+                    "In" => Requirement::In(e.key.clone(), values),
+                    "NotIn" => Requirement::NotIn(e.key.clone(), values),
+                    "Exists" => Requirement::Exists(e.key.clone()),
+                    "DoesNotExist" => Requirement::DoesNotExist(e.key.clone()),
+                    // Matches nothing: `In` with no values.
+                    _ => Requirement::In(e.key.clone(), Vec::new()),
+                }
+            })
+            .collect();
+        Self {
+            match_labels: selector.match_labels.clone().unwrap_or_default(),
+            match_expressions,
+        }
+    }
+
+    /// A map-only selector (Services).
+    pub fn from_labels(labels: &Labels) -> Self {
+        Self {
+            match_labels: labels.clone(),
+            match_expressions: Vec::new(),
+        }
+    }
+
+    /// True when the selector selects nothing by construction (Kubernetes: an empty
+    /// `LabelSelector` on a Deployment is invalid; an empty Service selector selects no pods).
+    pub fn is_empty(&self) -> bool {
+        self.match_labels.is_empty() && self.match_expressions.is_empty()
+    }
+
+    /// Whether `labels` satisfy the selector. Empty selectors match nothing here: every caller
+    /// asks "which pods does this select", and for Services an empty selector means "managed
+    /// endpoints", not "everything".
+    pub fn matches(&self, labels: &Labels) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|r| match r {
+                Requirement::In(k, values) => labels.get(k).is_some_and(|v| values.contains(v)),
+                Requirement::NotIn(k, values) => labels.get(k).is_none_or(|v| !values.contains(v)),
+                Requirement::Exists(k) => labels.contains_key(k),
+                Requirement::DoesNotExist(k) => !labels.contains_key(k),
+            })
+    }
+}
+
+/// What cross-object rules read of a Deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentInfo {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// `spec.selector`.
+    pub selector: Selector,
+    /// `spec.template.metadata.labels`.
+    pub template_labels: Labels,
+    /// `spec.replicas` (the API server defaults it to 1).
+    pub replicas: i32,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// `status.observedGeneration`.
+    pub observed_generation: Option<i64>,
+    /// `status.replicas`.
+    pub status_replicas: i32,
+    /// `status.updatedReplicas`.
+    pub updated_replicas: i32,
+    /// `status.availableReplicas`.
+    pub available_replicas: i32,
+}
+
+impl DeploymentInfo {
+    /// Reads a Deployment. `namespace` is used when the object carries none (CREATE of an
+    /// object without `metadata.namespace`).
+    pub fn from_deployment(deployment: &Deployment, namespace: &str) -> Self {
+        let spec = deployment.spec.as_ref();
+        let status = deployment.status.as_ref();
+        Self {
+            key: key_of(&deployment.metadata, namespace),
+            selector: spec
+                .map(|s| Selector::from_label_selector(&s.selector))
+                .unwrap_or_default(),
+            template_labels: spec
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default(),
+            replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
+            generation: deployment.metadata.generation,
+            observed_generation: status.and_then(|s| s.observed_generation),
+            status_replicas: status.and_then(|s| s.replicas).unwrap_or(0),
+            updated_replicas: status.and_then(|s| s.updated_replicas).unwrap_or(0),
+            available_replicas: status.and_then(|s| s.available_replicas).unwrap_or(0),
+        }
+    }
+
+    /// Fully rolled out and available: the controller has seen the latest spec, every desired
+    /// replica runs the current template and is available, and no old replicas remain.
+    pub fn is_fully_available(&self) -> bool {
+        let observed = match (self.generation, self.observed_generation) {
+            (Some(generation), Some(observed)) => observed >= generation,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        observed
+            && self.updated_replicas == self.replicas
+            && self.available_replicas == self.replicas
+            && self.status_replicas == self.replicas
+    }
+}
+
+/// A port as a backend refers to it: by number or by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PortRef {
+    /// `port.number`.
+    Number(i32),
+    /// `port.name`.
+    Name(String),
+}
+
+/// One port of a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePortInfo {
+    /// `name` (required when a Service has several ports).
+    pub name: Option<String>,
+    /// `port`.
+    pub port: i32,
+    /// `targetPort`, as written.
+    pub target_port: Option<PortRef>,
+}
+
+/// What cross-object rules read of a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// `spec.selector` (empty when the Service has none).
+    pub selector: Labels,
+    /// `spec.ports`.
+    pub ports: Vec<ServicePortInfo>,
+    /// `spec.type` (`ClusterIP` when unset).
+    pub service_type: String,
+}
+
+impl ServiceInfo {
+    /// Reads a Service.
+    pub fn from_service(service: &Service, namespace: &str) -> Self {
+        let spec = service.spec.as_ref();
+        Self {
+            key: key_of(&service.metadata, namespace),
+            selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
+            ports: spec
+                .and_then(|s| s.ports.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|p| ServicePortInfo {
+                    name: p.name.clone(),
+                    port: p.port,
+                    target_port: p.target_port.as_ref().map(port_ref),
+                })
+                .collect(),
+            service_type: spec
+                .and_then(|s| s.type_.clone())
+                .unwrap_or_else(|| "ClusterIP".to_owned()),
+        }
+    }
+
+    /// Whether a backend's port reference names one of this Service's ports.
+    pub fn has_port(&self, port: &PortRef) -> bool {
+        self.ports.iter().any(|p| match port {
+            PortRef::Number(n) => p.port == *n,
+            PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
+        })
+    }
+}
+
+fn port_ref(value: &IntOrString) -> PortRef {
+    match value {
+        IntOrString::Int(n) => PortRef::Number(*n),
+        IntOrString::String(s) => PortRef::Name(s.clone()),
+    }
+}
+
+/// A Service backend of an Ingress path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IngressBackendInfo {
+    /// Service name (same namespace as the Ingress).
+    pub service: String,
+    /// Port by number or name; `None` when the backend is a resource, not a Service.
+    pub port: Option<PortRef>,
+}
+
+/// One host + path of an Ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressPathInfo {
+    /// `rules[].host`; empty for the catch-all server.
+    pub host: String,
+    /// `paths[].path`; `/` when empty, as ingress-nginx treats it.
+    pub path: String,
+    /// `paths[].pathType` (`Prefix`, `Exact`, `ImplementationSpecific`).
+    pub path_type: String,
+    /// The Service backend, when it is one.
+    pub backend: Option<IngressBackendInfo>,
+}
+
+/// Annotation prefix ingress-nginx reads.
+pub const NGINX_ANNOTATION_PREFIX: &str = "nginx.ingress.kubernetes.io/";
+
+/// What cross-object rules read of an Ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressInfo {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// `metadata.creationTimestamp` as RFC 3339 (ingress-nginx lets the oldest canary win).
+    pub created: Option<String>,
+    /// `spec.ingressClassName`, else the legacy `kubernetes.io/ingress.class` annotation.
+    pub class: Option<String>,
+    /// The `nginx.ingress.kubernetes.io/*` annotations, keyed without the prefix.
+    pub nginx_annotations: BTreeMap<String, String>,
+    /// Every host + path.
+    pub paths: Vec<IngressPathInfo>,
+    /// `spec.defaultBackend`.
+    pub default_backend: Option<IngressBackendInfo>,
+}
+
+impl IngressInfo {
+    /// Reads an Ingress.
+    pub fn from_ingress(ingress: &Ingress, namespace: &str) -> Self {
+        let spec = ingress.spec.as_ref();
+        let annotations = ingress.metadata.annotations.as_ref();
+        let class = spec
+            .and_then(|s| s.ingress_class_name.clone())
+            .or_else(|| annotations.and_then(|a| a.get("kubernetes.io/ingress.class").cloned()));
+        let nginx_annotations = annotations
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(NGINX_ANNOTATION_PREFIX)
+                    .map(|short| (short.to_owned(), v.clone()))
+            })
+            .collect();
+        let mut paths = Vec::new();
+        for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
+            let host = rule.host.clone().unwrap_or_default();
+            for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
+                let raw = path.path.clone().unwrap_or_default();
+                paths.push(IngressPathInfo {
+                    host: host.clone(),
+                    path: if raw.is_empty() { "/".to_owned() } else { raw },
+                    path_type: path.path_type.clone(),
+                    backend: backend_info(&path.backend),
+                });
+            }
+        }
+        Self {
+            key: key_of(&ingress.metadata, namespace),
+            created: ingress
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string()),
+            class,
+            nginx_annotations,
+            paths,
+            default_backend: spec
+                .and_then(|s| s.default_backend.as_ref())
+                .and_then(backend_info),
+        }
+    }
+
+    /// Value of an ingress-nginx annotation, by its name without the prefix.
+    pub fn nginx(&self, name: &str) -> Option<&str> {
+        self.nginx_annotations.get(name).map(String::as_str)
+    }
+
+    /// Every Service this Ingress routes to.
+    pub fn backend_services(&self) -> impl Iterator<Item = &str> {
+        self.paths
+            .iter()
+            .filter_map(|p| p.backend.as_ref())
+            .chain(self.default_backend.as_ref())
+            .map(|b| b.service.as_str())
+    }
+}
+
+fn backend_info(backend: &IngressBackend) -> Option<IngressBackendInfo> {
+    backend.service.as_ref().map(|s| IngressBackendInfo {
+        service: s.name.clone(),
+        port: s.port.as_ref().and_then(|p| {
+            p.number
+                .map(PortRef::Number)
+                .or_else(|| p.name.clone().map(PortRef::Name))
+        }),
+    })
+}
+
+/// What rules read of an IngressClass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressClassInfo {
+    /// Name of the class.
+    pub name: String,
+    /// `spec.controller` (`k8s.io/ingress-nginx` for ingress-nginx).
+    pub controller: String,
+    /// Annotated `ingressclass.kubernetes.io/is-default-class: "true"`.
+    pub is_default: bool,
+}
+
+impl IngressClassInfo {
+    /// Reads an IngressClass.
+    pub fn from_ingress_class(class: &IngressClass) -> Self {
+        Self {
+            name: class.metadata.name.clone().unwrap_or_default(),
+            controller: class
+                .spec
+                .as_ref()
+                .and_then(|s| s.controller.clone())
+                .unwrap_or_default(),
+            is_default: class
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("ingressclass.kubernetes.io/is-default-class"))
+                .is_some_and(|v| v == "true"),
+        }
+    }
+}
+
+/// A Gateway API backend reference as cross-object rules need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteBackendInfo {
+    /// `group` (empty for core).
+    pub group: String,
+    /// `kind` (`Service` when unset).
+    pub kind: String,
+    /// `name`.
+    pub name: String,
+    /// `namespace` (the route's when unset).
+    pub namespace: String,
+    /// `port`.
+    pub port: Option<i32>,
+    /// `weight` (1 when unset).
+    pub weight: i64,
+}
+
+/// What the store keeps of an HTTPRoute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRouteInfo {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// `spec.hostnames`.
+    pub hostnames: Vec<String>,
+    /// Every backendRef of every rule.
+    pub backends: Vec<RouteBackendInfo>,
+}
+
+/// A ReferenceGrant `from` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFrom {
+    /// `group`.
+    pub group: String,
+    /// `kind`.
+    pub kind: String,
+    /// `namespace`.
+    pub namespace: String,
+}
+
+/// A ReferenceGrant `to` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantTo {
+    /// `group` (empty for core).
+    pub group: String,
+    /// `kind`.
+    pub kind: String,
+    /// `name`, when the grant is for one object only.
+    pub name: Option<String>,
+}
+
+/// What rules read of a ReferenceGrant (it lives in the namespace it grants access to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceGrantInfo {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// Who may refer.
+    pub from: Vec<GrantFrom>,
+    /// To what.
+    pub to: Vec<GrantTo>,
+}
+
+impl ReferenceGrantInfo {
+    /// Whether a `from_kind` in `from_namespace` may refer to `to_kind` `to_name` here.
+    pub fn permits(
+        &self,
+        from_group: &str,
+        from_kind: &str,
+        from_namespace: &str,
+        to_group: &str,
+        to_kind: &str,
+        to_name: &str,
+    ) -> bool {
+        self.from
+            .iter()
+            .any(|f| f.group == from_group && f.kind == from_kind && f.namespace == from_namespace)
+            && self.to.iter().any(|t| {
+                t.group == to_group
+                    && t.kind == to_kind
+                    && t.name.as_deref().is_none_or(|n| n == to_name)
+            })
+    }
+}
+
+impl HttpRouteInfo {
+    /// Reads the parts of an HTTPRoute (`gateway.networking.k8s.io`) the store keeps. HTTPRoute
+    /// is a CRD, so it is read from JSON; missing fields take the spec's defaults.
+    pub fn from_value(route: &serde_json::Value, namespace: &str) -> Self {
+        let meta = &route["metadata"];
+        let own_namespace = meta["namespace"].as_str().unwrap_or(namespace).to_owned();
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+        let backends = route["spec"]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|rule| rule["backendRefs"].as_array().into_iter().flatten())
+            .map(|b| RouteBackendInfo {
+                group: text(&b["group"]).unwrap_or_default(),
+                kind: text(&b["kind"]).unwrap_or_else(|| "Service".to_owned()),
+                name: text(&b["name"]).unwrap_or_default(),
+                namespace: text(&b["namespace"]).unwrap_or_else(|| own_namespace.clone()),
+                port: b["port"].as_i64().and_then(|p| i32::try_from(p).ok()),
+                weight: b["weight"].as_i64().unwrap_or(1),
+            })
+            .collect();
+        Self {
+            key: ObjectKey::new(
+                own_namespace.clone(),
+                text(&meta["name"]).unwrap_or_default(),
+            ),
+            hostnames: route["spec"]["hostnames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(text)
+                .collect(),
+            backends,
+        }
+    }
+}
+
+impl ReferenceGrantInfo {
+    /// Reads a ReferenceGrant (`gateway.networking.k8s.io`, v1beta1 or v1).
+    pub fn from_value(grant: &serde_json::Value, namespace: &str) -> Self {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let meta = &grant["metadata"];
+        let list = |field: &str| grant["spec"][field].as_array().cloned().unwrap_or_default();
+        Self {
+            key: ObjectKey::new(
+                meta["namespace"].as_str().unwrap_or(namespace),
+                text(&meta["name"]),
+            ),
+            from: list("from")
+                .iter()
+                .map(|f| GrantFrom {
+                    group: text(&f["group"]),
+                    kind: text(&f["kind"]),
+                    namespace: text(&f["namespace"]),
+                })
+                .collect(),
+            to: list("to")
+                .iter()
+                .map(|t| GrantTo {
+                    group: text(&t["group"]),
+                    kind: text(&t["kind"]),
+                    name: t["name"].as_str().map(str::to_owned),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn key_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    namespace: &str,
+) -> ObjectKey {
+    ObjectKey {
+        namespace: meta
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.to_owned()),
+        name: meta.name.clone().unwrap_or_default(),
+    }
+}
+
+/// Shared, immutable object slices as the store hands them out.
+pub type Shared<T> = Arc<T>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn selector_semantics() {
+        let selector: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "track", "operator": "In", "values": ["stable", "canary"]},
+                {"key": "legacy", "operator": "DoesNotExist"}
+            ]
+        }))
+        .unwrap();
+        let selector = Selector::from_label_selector(&selector);
+        let labels = |pairs: &[(&str, &str)]| -> Labels {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(selector.matches(&labels(&[("app", "web"), ("track", "canary")])));
+        assert!(!selector.matches(&labels(&[("app", "web")])));
+        assert!(!selector.matches(&labels(&[
+            ("app", "web"),
+            ("track", "canary"),
+            ("legacy", "1")
+        ])));
+        assert!(!Selector::default().matches(&labels(&[("app", "web")])));
+    }
+
+    #[test]
+    fn ingress_reading() {
+        let ingress: Ingress = serde_json::from_value(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "web-canary", "namespace": "shop",
+                "annotations": {"nginx.ingress.kubernetes.io/canary": "true", "kubernetes.io/ingress.class": "nginx"}},
+            "spec": {"rules": [{"host": "shop.example.com", "http": {"paths": [
+                {"path": "", "pathType": "Prefix", "backend": {"service": {"name": "web-v2", "port": {"number": 80}}}}
+            ]}}]}
+        }))
+        .unwrap();
+        let info = IngressInfo::from_ingress(&ingress, "ignored");
+        assert_eq!(info.key, ObjectKey::new("shop", "web-canary"));
+        assert_eq!(info.class.as_deref(), Some("nginx"));
+        assert_eq!(info.nginx("canary"), Some("true"));
+        assert_eq!(info.paths[0].path, "/");
+        assert_eq!(info.backend_services().collect::<Vec<_>>(), vec!["web-v2"]);
+    }
+
+    #[test]
+    fn deployment_availability() {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "generation": 3},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web", "version": "v2"}}, "spec": {"containers": []}}},
+            "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+        }))
+        .unwrap();
+        let info = DeploymentInfo::from_deployment(&deployment, "shop");
+        assert!(info.is_fully_available());
+        let mut rolling = info.clone();
+        rolling.observed_generation = Some(2);
+        assert!(!rolling.is_fully_available());
+    }
+}

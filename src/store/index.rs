@@ -1,0 +1,432 @@
+//! The in-memory cluster index: one map per kind plus the derived lookups rules make, kept in
+//! step by one `apply`/`delete` per kind. Pure data structure: no IO, no locking (the `Store`
+//! wraps it), so it is tested by feeding objects directly.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
+use std::sync::Arc;
+
+use crate::policy::objects::{
+    DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
+    ReferenceGrantInfo, Selector, ServiceInfo, Shared,
+};
+
+/// A posting list: index key → the objects carrying it.
+#[derive(Debug)]
+struct Postings<K: Eq + Hash> {
+    map: HashMap<K, BTreeSet<ObjectKey>>,
+}
+
+impl<K: Eq + Hash> Default for Postings<K> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Eq + Hash> Postings<K> {
+    fn add(&mut self, key: K, object: &ObjectKey) {
+        self.map.entry(key).or_default().insert(object.clone());
+    }
+
+    fn remove(&mut self, key: K, object: &ObjectKey) {
+        if let Some(set) = self.map.get_mut(&key) {
+            set.remove(object);
+            if set.is_empty() {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<&BTreeSet<ObjectKey>> {
+        self.map.get(key)
+    }
+}
+
+/// `(namespace, label key, label value)`.
+type LabelPair = (String, String, String);
+
+fn pairs<'a>(namespace: &'a str, labels: &'a Labels) -> impl Iterator<Item = LabelPair> + 'a {
+    labels
+        .iter()
+        .map(move |(k, v)| (namespace.to_owned(), k.clone(), v.clone()))
+}
+
+/// Objects of one kind with label-pair postings on a chosen label map of each.
+#[derive(Debug)]
+struct LabelIndexed<T> {
+    objects: HashMap<ObjectKey, Shared<T>>,
+    /// Per namespace, every object (fallback for selectors without `matchLabels`).
+    by_namespace: Postings<String>,
+    /// Pairs of the indexed label map.
+    by_pair: Postings<LabelPair>,
+    /// Objects whose indexed label map is empty (they must always be checked by the caller).
+    unindexed: Postings<String>,
+}
+
+impl<T> Default for LabelIndexed<T> {
+    fn default() -> Self {
+        Self {
+            objects: HashMap::new(),
+            by_namespace: Postings::default(),
+            by_pair: Postings::default(),
+            unindexed: Postings::default(),
+        }
+    }
+}
+
+impl<T> LabelIndexed<T> {
+    fn apply(&mut self, key: ObjectKey, object: T, labels: fn(&T) -> &Labels) {
+        self.delete(&key, labels);
+        let indexed = labels(&object);
+        for pair in pairs(&key.namespace, indexed) {
+            self.by_pair.add(pair, &key);
+        }
+        if indexed.is_empty() {
+            self.unindexed.add(key.namespace.clone(), &key);
+        }
+        self.by_namespace.add(key.namespace.clone(), &key);
+        self.objects.insert(key, Arc::new(object));
+    }
+
+    fn delete(&mut self, key: &ObjectKey, labels: fn(&T) -> &Labels) {
+        if let Some(old) = self.objects.remove(key) {
+            let indexed = labels(&old);
+            for pair in pairs(&key.namespace, indexed) {
+                self.by_pair.remove(pair, key);
+            }
+            if indexed.is_empty() {
+                self.unindexed.remove(key.namespace.clone(), key);
+            }
+            self.by_namespace.remove(key.namespace.clone(), key);
+        }
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        keys: impl Iterator<Item = &'a ObjectKey>,
+    ) -> impl Iterator<Item = &'a Shared<T>> {
+        keys.filter_map(|k| self.objects.get(k))
+    }
+
+    /// Objects whose indexed labels contain every pair of `required` (smallest posting first),
+    /// or every object of the namespace when nothing is required.
+    fn containing_all<'a>(&'a self, namespace: &str, required: &Labels) -> Vec<&'a Shared<T>> {
+        let postings: Option<Vec<&BTreeSet<ObjectKey>>> = pairs(namespace, required)
+            .map(|pair| self.by_pair.get(&pair))
+            .collect();
+        match postings {
+            // Some required pair is carried by no object.
+            None => Vec::new(),
+            Some(lists) if lists.is_empty() => self
+                .by_namespace
+                .get(&namespace.to_owned())
+                .map(|set| self.resolve(set.iter()).collect())
+                .unwrap_or_default(),
+            Some(lists) => match lists.iter().min_by_key(|s| s.len()) {
+                Some(smallest) => self.resolve(smallest.iter()).collect(),
+                None => Vec::new(),
+            },
+        }
+    }
+
+    /// Objects whose indexed labels share at least one pair with `labels`, plus those with none.
+    fn sharing_any<'a>(&'a self, namespace: &str, labels: &Labels) -> Vec<&'a Shared<T>> {
+        let mut keys: BTreeSet<&ObjectKey> = BTreeSet::new();
+        for pair in pairs(namespace, labels) {
+            if let Some(set) = self.by_pair.get(&pair) {
+                keys.extend(set.iter());
+            }
+        }
+        if let Some(set) = self.unindexed.get(&namespace.to_owned()) {
+            keys.extend(set.iter());
+        }
+        self.resolve(keys.into_iter()).collect()
+    }
+}
+
+/// Everything the cross-object rules can look up.
+#[derive(Debug, Default)]
+pub struct ClusterIndex {
+    /// Deployments, indexed on their pod-template labels.
+    deployments: LabelIndexed<DeploymentInfo>,
+    /// The same Deployments, indexed on their selector's matchLabels.
+    deployment_selectors: Postings<LabelPair>,
+    deployment_selectors_unindexed: Postings<String>,
+    /// Services, indexed on their selector.
+    services: LabelIndexed<ServiceInfo>,
+    ingresses: HashMap<ObjectKey, Shared<IngressInfo>>,
+    ingresses_by_host_path: Postings<(String, String)>,
+    ingresses_by_backend: Postings<(String, String)>,
+    ingress_classes: BTreeMap<String, Shared<IngressClassInfo>>,
+    http_routes: HashMap<ObjectKey, Shared<HttpRouteInfo>>,
+    reference_grants: HashMap<String, BTreeMap<String, Shared<ReferenceGrantInfo>>>,
+    namespaces: HashMap<String, Labels>,
+}
+
+fn template_labels(d: &DeploymentInfo) -> &Labels {
+    &d.template_labels
+}
+
+fn service_selector(s: &ServiceInfo) -> &Labels {
+    &s.selector
+}
+
+impl ClusterIndex {
+    /// Adds or replaces a Deployment.
+    pub fn apply_deployment(&mut self, info: DeploymentInfo) {
+        self.delete_deployment(&info.key);
+        let key = info.key.clone();
+        for pair in pairs(&key.namespace, &info.selector.match_labels) {
+            self.deployment_selectors.add(pair, &key);
+        }
+        if info.selector.match_labels.is_empty() {
+            self.deployment_selectors_unindexed
+                .add(key.namespace.clone(), &key);
+        }
+        self.deployments.apply(key, info, template_labels);
+    }
+
+    /// Removes a Deployment.
+    pub fn delete_deployment(&mut self, key: &ObjectKey) {
+        if let Some(old) = self.deployments.objects.get(key).cloned() {
+            for pair in pairs(&key.namespace, &old.selector.match_labels) {
+                self.deployment_selectors.remove(pair, key);
+            }
+            if old.selector.match_labels.is_empty() {
+                self.deployment_selectors_unindexed
+                    .remove(key.namespace.clone(), key);
+            }
+        }
+        self.deployments.delete(key, template_labels);
+    }
+
+    /// Adds or replaces a Service.
+    pub fn apply_service(&mut self, info: ServiceInfo) {
+        let key = info.key.clone();
+        self.services.apply(key, info, service_selector);
+    }
+
+    /// Removes a Service.
+    pub fn delete_service(&mut self, key: &ObjectKey) {
+        self.services.delete(key, service_selector);
+    }
+
+    /// Adds or replaces an Ingress.
+    pub fn apply_ingress(&mut self, info: IngressInfo) {
+        self.delete_ingress(&info.key);
+        let key = info.key.clone();
+        for path in &info.paths {
+            self.ingresses_by_host_path
+                .add((path.host.clone(), path.path.clone()), &key);
+        }
+        for service in info.backend_services() {
+            self.ingresses_by_backend
+                .add((key.namespace.clone(), service.to_owned()), &key);
+        }
+        self.ingresses.insert(key, Arc::new(info));
+    }
+
+    /// Removes an Ingress.
+    pub fn delete_ingress(&mut self, key: &ObjectKey) {
+        if let Some(old) = self.ingresses.remove(key) {
+            for path in &old.paths {
+                self.ingresses_by_host_path
+                    .remove((path.host.clone(), path.path.clone()), key);
+            }
+            for service in old.backend_services() {
+                self.ingresses_by_backend
+                    .remove((key.namespace.clone(), service.to_owned()), key);
+            }
+        }
+    }
+
+    /// Adds or replaces an IngressClass.
+    pub fn apply_ingress_class(&mut self, info: IngressClassInfo) {
+        self.ingress_classes
+            .insert(info.name.clone(), Arc::new(info));
+    }
+
+    /// Removes an IngressClass.
+    pub fn delete_ingress_class(&mut self, name: &str) {
+        self.ingress_classes.remove(name);
+    }
+
+    /// Adds or replaces an HTTPRoute.
+    pub fn apply_http_route(&mut self, info: HttpRouteInfo) {
+        self.http_routes.insert(info.key.clone(), Arc::new(info));
+    }
+
+    /// Removes an HTTPRoute.
+    pub fn delete_http_route(&mut self, key: &ObjectKey) {
+        self.http_routes.remove(key);
+    }
+
+    /// Adds or replaces a ReferenceGrant.
+    pub fn apply_reference_grant(&mut self, info: ReferenceGrantInfo) {
+        self.reference_grants
+            .entry(info.key.namespace.clone())
+            .or_default()
+            .insert(info.key.name.clone(), Arc::new(info));
+    }
+
+    /// Removes a ReferenceGrant.
+    pub fn delete_reference_grant(&mut self, key: &ObjectKey) {
+        if let Some(grants) = self.reference_grants.get_mut(&key.namespace) {
+            grants.remove(&key.name);
+            if grants.is_empty() {
+                self.reference_grants.remove(&key.namespace);
+            }
+        }
+    }
+
+    /// Adds or replaces a Namespace's labels.
+    pub fn apply_namespace(&mut self, name: String, labels: Labels) {
+        self.namespaces.insert(name, labels);
+    }
+
+    /// Removes a Namespace.
+    pub fn delete_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    /// Object counts per kind.
+    pub fn counts(&self) -> crate::policy::view::ObjectCounts {
+        crate::policy::view::ObjectCounts {
+            deployments: self.deployments.objects.len(),
+            services: self.services.objects.len(),
+            ingresses: self.ingresses.len(),
+            ingress_classes: self.ingress_classes.len(),
+            http_routes: self.http_routes.len(),
+            reference_grants: self.reference_grants.values().map(BTreeMap::len).sum(),
+            namespaces: self.namespaces.len(),
+        }
+    }
+
+    /// See [`crate::policy::view::ClusterView::deployment`].
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Shared<DeploymentInfo>> {
+        self.deployments
+            .objects
+            .get(&ObjectKey::new(namespace, name))
+            .cloned()
+    }
+
+    /// See [`crate::policy::view::ClusterView::deployments_matching`].
+    pub fn deployments_matching(
+        &self,
+        namespace: &str,
+        selector: &Selector,
+    ) -> Vec<Shared<DeploymentInfo>> {
+        if selector.is_empty() {
+            return Vec::new();
+        }
+        self.deployments
+            .containing_all(namespace, &selector.match_labels)
+            .into_iter()
+            .filter(|d| selector.matches(&d.template_labels))
+            .cloned()
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::deployments_selecting`].
+    pub fn deployments_selecting(
+        &self,
+        namespace: &str,
+        labels: &Labels,
+    ) -> Vec<Shared<DeploymentInfo>> {
+        let mut keys: BTreeSet<&ObjectKey> = BTreeSet::new();
+        for pair in pairs(namespace, labels) {
+            if let Some(set) = self.deployment_selectors.get(&pair) {
+                keys.extend(set.iter());
+            }
+        }
+        if let Some(set) = self
+            .deployment_selectors_unindexed
+            .get(&namespace.to_owned())
+        {
+            keys.extend(set.iter());
+        }
+        keys.into_iter()
+            .filter_map(|k| self.deployments.objects.get(k))
+            .filter(|d| d.selector.matches(labels))
+            .cloned()
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::service`].
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Shared<ServiceInfo>> {
+        self.services
+            .objects
+            .get(&ObjectKey::new(namespace, name))
+            .cloned()
+    }
+
+    /// See [`crate::policy::view::ClusterView::services_selecting`].
+    pub fn services_selecting(&self, namespace: &str, labels: &Labels) -> Vec<Shared<ServiceInfo>> {
+        self.services
+            .sharing_any(namespace, labels)
+            .into_iter()
+            .filter(|s| Selector::from_labels(&s.selector).matches(labels))
+            .cloned()
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::ingresses_at`].
+    pub fn ingresses_at(&self, host: &str, path: &str) -> Vec<Shared<IngressInfo>> {
+        self.ingresses_by_host_path
+            .get(&(host.to_owned(), path.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.ingresses.get(k).cloned())
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::ingresses_with_backend`].
+    pub fn ingresses_with_backend(
+        &self,
+        namespace: &str,
+        service: &str,
+    ) -> Vec<Shared<IngressInfo>> {
+        self.ingresses_by_backend
+            .get(&(namespace.to_owned(), service.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.ingresses.get(k).cloned())
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::ingress`].
+    pub fn ingress(&self, namespace: &str, name: &str) -> Option<Shared<IngressInfo>> {
+        self.ingresses
+            .get(&ObjectKey::new(namespace, name))
+            .cloned()
+    }
+
+    /// See [`crate::policy::view::ClusterView::ingress_class`].
+    pub fn ingress_class(&self, name: &str) -> Option<Shared<IngressClassInfo>> {
+        self.ingress_classes.get(name).cloned()
+    }
+
+    /// See [`crate::policy::view::ClusterView::default_ingress_classes`].
+    pub fn default_ingress_classes(&self) -> Vec<Shared<IngressClassInfo>> {
+        self.ingress_classes
+            .values()
+            .filter(|c| c.is_default)
+            .cloned()
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::reference_grants`].
+    pub fn reference_grants(&self, namespace: &str) -> Vec<Shared<ReferenceGrantInfo>> {
+        self.reference_grants
+            .get(namespace)
+            .map(|grants| grants.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// See [`crate::policy::view::ClusterView::namespace_labels`].
+    pub fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
+        self.namespaces.get(namespace).cloned()
+    }
+}
