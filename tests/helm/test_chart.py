@@ -612,6 +612,77 @@ def case_policies_in_sync():
     return f"{len(want)} files identical"
 
 
+# Values documented as one block (their sub-keys are Kubernetes fields).
+WHOLE_VALUES = {"podSecurityContext", "securityContext", "livenessProbe", "readinessProbe", "resources"}
+
+
+def value_keys(d, prefix=""):
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict) and v and key not in WHOLE_VALUES:
+            yield from value_keys(v, key)
+        else:
+            yield key
+
+
+def case_readme_lists_every_value():
+    """Every key of values.yaml has a row in the chart README's values table."""
+    with open(os.path.join(CHART, "values.yaml")) as f:
+        values = yaml.safe_load(f)
+    with open(os.path.join(CHART, "README.md")) as f:
+        readme = f.read()
+    rows = {line.split("|")[1].strip().strip("`") for line in readme.splitlines()
+            if line.startswith("| `")}
+    keys = set(value_keys(values))
+    check(keys <= rows, f"values missing from README.md: {sorted(keys - rows)}")
+    check(rows <= keys, f"README.md documents values that do not exist: {sorted(rows - keys)}")
+    with open(os.path.join(CHART, "values.schema.json")) as f:
+        schema = json.load(f)
+    top = set(schema["properties"]) - {"global"}
+    check(top == set(values), f"schema and values.yaml top-level keys differ: {top ^ set(values)}")
+    return f"{len(keys)} values documented"
+
+
+def case_dockerfile():
+    """The image the chart runs: static, non-root, and the ENTRYPOINT the chart's args rely on."""
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        lines = [l.strip() for l in f if l.strip() and not l.lstrip().startswith("#")]
+    froms = [l for l in lines if l.upper().startswith("FROM ")]
+    check(len(froms) >= 2, "multi-stage build")
+    check(froms[-1].split()[1].startswith("gcr.io/distroless/static") and froms[-1].split()[1].endswith(":nonroot"),
+          f"runtime image {froms[-1]}")
+    check("USER 65532:65532" in lines or "USER 65532" in lines, "USER 65532")
+    check('ENTRYPOINT ["/rollout-guard"]' in lines, "ENTRYPOINT /rollout-guard")
+    check(any("unknown-linux-musl" in l for l in lines), "static musl build")
+    check(any("--release" in l and "--locked" in l for l in lines), "cargo build --release --locked")
+    with open(os.path.join(CHART, "templates", "deployment.yaml")) as f:
+        dep = f.read()
+    check("command:" not in dep, "the chart must rely on the image ENTRYPOINT (args only)")
+    with open(os.path.join(ROOT, ".dockerignore")) as f:
+        ignored = {l.strip().rstrip("/") for l in f if l.strip() and not l.startswith("#")}
+    check({"target", ".venv", ".tools", ".git"} <= ignored, f".dockerignore {ignored}")
+    uid = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))["securityContext"]["runAsUser"]
+    check(uid == 65532, "chart runAsUser matches the image user")
+    return "multi-stage, distroless static nonroot, ENTRYPOINT matches the chart"
+
+
+def case_package(helm, tmp):
+    """helm package keeps the policies, and the packaged chart renders like the directory."""
+    out = os.path.join(tmp, "pkg-" + os.path.basename(os.path.dirname(helm)))
+    os.makedirs(out, exist_ok=True)
+    p = run([helm, "package", CHART, "-d", out])
+    check(p.returncode == 0, f"helm package: {p.stderr}")
+    tgz = [f for f in os.listdir(out) if f.endswith(".tgz")]
+    check(len(tgz) == 1, f"package output {tgz}")
+    vf = write_values(tmp, "pkg", {})
+    a = run([helm, "template", RELEASE, os.path.join(out, tgz[0]), "-n", NAMESPACE, "-f", vf])
+    b = helm_template(helm, vf)
+    check(a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr)
+    cm = lambda t: one(parse_docs(t), "ConfigMap")
+    check(cm(a.stdout) == cm(b.stdout), "packaged chart renders other policies")
+    return tgz[0]
+
+
 def main():
     results = {"passed": 0, "failed": 0, "skipped": 0}
     per_helm = {}
@@ -637,6 +708,8 @@ def main():
 
     print(f"helm tests: chart {os.path.relpath(CHART, ROOT)}, Kubernetes schemas {', '.join(KUBE_VERSIONS)}")
     record("policies in sync with policies/", case_policies_in_sync)
+    record("README lists every value", case_readme_lists_every_value)
+    record("Dockerfile conventions", case_dockerfile)
     with tempfile.TemporaryDirectory() as tmp:
         for helm_name, helm in HELMS.items():
             if not os.access(helm, os.X_OK):
@@ -655,6 +728,7 @@ def main():
                        helm_name=helm_name)
             record(f"{helm_name}: kubeVersion constraint", case_kube_version, helm, tmp, helm_name=helm_name)
             record(f"{helm_name}: kubernetes-validate CLI", case_cli_validate, helm, tmp, helm_name=helm_name)
+            record(f"{helm_name}: package", case_package, helm, tmp, helm_name=helm_name)
     print("per Helm version: " + ", ".join(f"{k} {v} passed" for k, v in per_helm.items()))
     line = f"helm: {results['passed']} passed, {results['failed']} failed"
     if results["skipped"]:
