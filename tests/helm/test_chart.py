@@ -25,7 +25,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import traceback
 
 import yaml
@@ -606,7 +608,7 @@ def case_policies_in_sync():
     if want != have or mismatch or errors:
         raise Fail("charts/rollout-guard/policies/ differs from policies/ "
                    f"(missing {sorted(set(want) - set(have))}, extra {sorted(set(have) - set(want))}, "
-                   f"changed {mismatch + errors}). Fix with:\n"
+                   f"changed {sorted(set(mismatch + errors) & set(have))}). Fix with:\n"
                    "  rm -f charts/rollout-guard/policies/*.yaml && "
                    "cp policies/*.yaml charts/rollout-guard/policies/")
     return f"{len(want)} files identical"
@@ -683,6 +685,135 @@ def case_package(helm, tmp):
     return tgz[0]
 
 
+# What the fake API server's discovery advertises: every kind the chart renders.
+DISCOVERY = {
+    "v1": [("secrets", "Secret", True), ("services", "Service", True), ("configmaps", "ConfigMap", True),
+           ("serviceaccounts", "ServiceAccount", True), ("namespaces", "Namespace", False)],
+    "apps/v1": [("deployments", "Deployment", True)],
+    "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
+    "rbac.authorization.k8s.io/v1": [("clusterroles", "ClusterRole", False),
+                                     ("clusterrolebindings", "ClusterRoleBinding", False)],
+    "admissionregistration.k8s.io/v1": [
+        ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration", False),
+        ("validatingwebhookconfigurations", "ValidatingWebhookConfiguration", False)],
+}
+
+
+class FakeAPIServer:
+    """Just enough of a Kubernetes API server on 127.0.0.1 for Helm's `lookup`
+    (discovery, /version, GET of the Secrets it holds), so the upgrade path of
+    the self-signed mode is tested without a cluster."""
+
+    def __init__(self, secrets):
+        self.secrets = secrets  # {(namespace, name): Secret}
+        self.requests = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, code, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                fake.requests.append(path)
+                parts = path.strip("/").split("/")
+                if path == "/version":
+                    return self.reply(200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0",
+                                            "platform": "linux/amd64"})
+                if path == "/api":
+                    return self.reply(200, {"kind": "APIVersions", "versions": ["v1"],
+                                            "serverAddressByClientCIDRs": [
+                                                {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
+                if path == "/apis":
+                    groups = {}
+                    for gv in DISCOVERY:
+                        if "/" in gv:
+                            g, v = gv.split("/")
+                            groups.setdefault(g, []).append({"groupVersion": gv, "version": v})
+                    return self.reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                        {"name": g, "versions": vs, "preferredVersion": vs[0]} for g, vs in groups.items()]})
+                gv = "/".join(parts[1:]) if parts[0] == "apis" and len(parts) == 3 else \
+                    parts[1] if parts[0] == "api" and len(parts) == 2 else None
+                if gv in DISCOVERY:
+                    return self.reply(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                                            "resources": [{"name": n, "singularName": k.lower(), "namespaced": ns,
+                                                           "kind": k, "verbs": ["get", "list"]}
+                                                          for n, k, ns in DISCOVERY[gv]]})
+                if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
+                    found = fake.secrets.get((parts[3], parts[5]))
+                    if found:
+                        return self.reply(200, found)
+                self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                 "reason": "NotFound", "code": 404})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def kubeconfig(self, tmp):
+        port = self.server.server_address[1]
+        path = os.path.join(tmp, f"kubeconfig-{port}")
+        with open(path, "w") as f:
+            yaml.safe_dump({
+                "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "fake", "user": {"token": "test"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            }, f)
+        os.chmod(path, 0o600)
+        return path
+
+
+def case_self_signed_kept_on_upgrade(helm, tmp):
+    """With the Secret already in the cluster (as after a first install), the
+    chart reuses it byte for byte and puts its ca.crt in both webhooks; a
+    Secret missing a key is replaced by a fresh, complete one."""
+    vf = write_values(tmp, "upgrade", {})
+    first = helm_template(helm, vf)
+    check(first.returncode == 0, first.stderr)
+    installed = one(parse_docs(first.stdout), "Secret")
+    # As Helm leaves it after `helm install` (Helm 4 checks this ownership).
+    installed["metadata"]["annotations"] = {"meta.helm.sh/release-name": RELEASE,
+                                            "meta.helm.sh/release-namespace": NAMESPACE}
+    name = installed["metadata"]["name"]
+    with FakeAPIServer({(NAMESPACE, name): installed}) as api:
+        p = helm_template(helm, vf, ["--dry-run=server", "--disable-openapi-validation", "--kubeconfig", api.kubeconfig(tmp)])
+        check(p.returncode == 0, f"helm template --dry-run=server: {p.stderr}")
+        docs = parse_docs(p.stdout)
+        check(f"/api/v1/namespaces/{NAMESPACE}/secrets/{name}" in api.requests,
+              f"the chart never looked the Secret up: {api.requests}")
+        again = one(docs, "Secret")
+        check(again["data"] == installed["data"], "upgrade generated a new certificate instead of reusing it")
+        for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+            check(one(docs, kind)["webhooks"][0]["clientConfig"]["caBundle"] == installed["data"]["ca.crt"],
+                  f"{kind} caBundle is not the kept CA")
+    broken = copy.deepcopy(installed)
+    del broken["data"]["tls.key"]
+    with FakeAPIServer({(NAMESPACE, name): broken}) as api:
+        p = helm_template(helm, vf, ["--dry-run=server", "--disable-openapi-validation", "--kubeconfig", api.kubeconfig(tmp)])
+        check(p.returncode == 0, p.stderr)
+        fresh = one(parse_docs(p.stdout), "Secret")
+        check(set(fresh["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+              and fresh["data"]["ca.crt"] != installed["data"]["ca.crt"], "an incomplete Secret must be replaced")
+        check_self_signed(fresh, FULLNAME)
+    return "lookup reuses the Secret and its CA"
+
+
 def main():
     results = {"passed": 0, "failed": 0, "skipped": 0}
     per_helm = {}
@@ -729,6 +860,8 @@ def main():
             record(f"{helm_name}: kubeVersion constraint", case_kube_version, helm, tmp, helm_name=helm_name)
             record(f"{helm_name}: kubernetes-validate CLI", case_cli_validate, helm, tmp, helm_name=helm_name)
             record(f"{helm_name}: package", case_package, helm, tmp, helm_name=helm_name)
+            record(f"{helm_name}: self-signed CA kept on upgrade", case_self_signed_kept_on_upgrade, helm, tmp,
+                   helm_name=helm_name)
     print("per Helm version: " + ", ".join(f"{k} {v} passed" for k, v in per_helm.items()))
     line = f"helm: {results['passed']} passed, {results['failed']} failed"
     if results["skipped"]:
