@@ -18,12 +18,13 @@ if [[ -z "${PYTHON:-}" ]]; then
   if [[ ! -x "$PYTHON" ]]; then
     echo "helm tests: creating .venv"
     python3 -m venv "$root/.venv"
+  fi
+  if ! "$PYTHON" -c 'import kubernetes_validate, yaml' 2>/dev/null; then
     "$root/.venv/bin/pip" install --quiet -r "$root/tests/requirements.txt"
   fi
-fi
-if ! "$PYTHON" -c 'import kubernetes_validate, yaml' 2>/dev/null; then
-  echo "helm tests: installing tests/requirements.txt into $PYTHON's environment"
-  "$PYTHON" -m pip install --quiet -r "$root/tests/requirements.txt"
+elif ! "$PYTHON" -c 'import kubernetes_validate, yaml' 2>/dev/null; then
+  echo "helm tests: $PYTHON lacks kubernetes-validate/PyYAML: pip install -r tests/requirements.txt" >&2
+  exit 1
 fi
 
 bash "$root/scripts/install-helm.sh"

@@ -15,6 +15,7 @@ chart's policies/ is a copy of the repo's policies/.
 No pytest needed: a small runner prints one line per case and a final
 "helm: N passed, M failed[, K skipped]" line; exit status 1 on any failure.
 Run through tests/helm/run.sh, which installs Helm and the Python checkers.
+Also needs the openssl CLI (to check the generated certificates).
 """
 
 import base64
@@ -589,9 +590,8 @@ def case_cli_validate(helm, tmp):
     out = os.path.join(tmp, "rendered.yaml")
     with open(out, "w") as f:
         f.write(p.stdout)
-    exe = os.path.join(os.path.dirname(sys.executable), "kubernetes-validate")
     for v in KUBE_VERSIONS:
-        r = run([exe, "--strict", "--quiet", "-k", v, out])
+        r = run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", v, out])
         check(r.returncode == 0 and "ERROR" not in r.stdout, f"kubernetes-validate -k {v}:\n{r.stdout}{r.stderr}")
     return "kubernetes-validate --strict -k " + ",".join(KUBE_VERSIONS)
 
