@@ -179,7 +179,7 @@ NEGATIVE = {
     "timeout-over-30": ({"webhook": {"validating": {"timeoutSeconds": 31}}}, "timeoutSeconds"),
     "zero-replicas": ({"replicaCount": 0}, "replicaCount"),
     "unknown-value": ({"webhok": {"failurePolicy": "Fail"}}, "webhok"),
-    "kube-system-not-a-label": ({"webhook": {"optOutLabel": ""}}, "optOutLabel"),
+    "empty-opt-out-label": ({"webhook": {"optOutLabel": ""}}, "optOutLabel"),
     "bad-policy-file-name": ({"policies": {"files": {"../x.yaml": "a: 1"}}}, "../x.yaml"),
 }
 
