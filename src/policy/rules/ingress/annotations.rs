@@ -198,14 +198,16 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> ParsedCanary {
             Some(value) => value,
             None => {
                 if enabled {
-                    let hint = raw
-                        .trim()
-                        .trim_end_matches('%')
-                        .split('.')
-                        .next()
-                        .filter(|s| go_atoi(s).is_some())
-                        .map(|s| format!("; write {s:?} (an integer share of canary-weight-total, default 100)"))
-                        .unwrap_or_else(|| "; write a base-10 integer".to_owned());
+                    let number = raw.trim().trim_end_matches('%');
+                    let hint = if number.contains('.') {
+                        "; for fractions raise canary-weight-total (e.g. weight 5 of total 1000 \
+                         is 0.5%)"
+                            .to_owned()
+                    } else if go_atoi(number).is_some() {
+                        format!("; write {number:?} (a share of canary-weight-total, default 100)")
+                    } else {
+                        "; write a base-10 integer".to_owned()
+                    };
                     issues.push(AnnotationIssue {
                         check: "weight",
                         severity: Severity::Deny,
