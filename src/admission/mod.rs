@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::policy::engine::{run, Context, RuleEntry, Verdict};
 use crate::policy::finding::Endpoint;
+use crate::policy::gateway::HttpRoute;
 use crate::policy::rules;
 use crate::policy::set::PolicySet;
 use crate::policy::view::ClusterView;
@@ -126,6 +127,11 @@ pub fn review(
         ("apps", "v1", "Deployment") => target.evaluate::<Deployment>(rules::deployment::RULES),
         ("", "v1", "Service") => target.evaluate::<Service>(rules::service::RULES),
         ("networking.k8s.io", "v1", "Ingress") => target.evaluate::<Ingress>(rules::ingress::RULES),
+        // A CRD: the API server only sends these when the Gateway API is installed. v1beta1
+        // has the same shape for every field the rule reads.
+        ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute") => {
+            target.evaluate::<HttpRoute>(rules::httproute::RULES)
+        }
         _ => Ok(Verdict::exempt("kind")),
     };
     match result {

@@ -195,6 +195,12 @@ pub struct Rules {
     /// Deployments: rolling-update settings, probes and the Recreate strategy.
     #[serde(default)]
     pub rolling_update: RollingUpdateRule,
+    /// Ingresses served by ingress-nginx: canary annotations and the main Ingresses they need.
+    #[serde(default)]
+    pub ingress_canary: IngressCanaryRule,
+    /// Gateway API HTTPRoutes: weighted splits, backend references and A/B matches.
+    #[serde(default)]
+    pub http_route: HttpRouteRule,
 }
 
 /// Which container's image gives the version.
@@ -409,6 +415,102 @@ fn default_min_revision_history_limit() -> i32 {
     2
 }
 
+/// ingress-nginx canary rule (`nginx.ingress.kubernetes.io/canary*` annotations). It reads
+/// annotations the way ingress-nginx does and looks up the main Ingresses, other canaries and
+/// Services in the cluster state. It never patches: each finding denies or warns by what the
+/// controller would do to traffic.
+///
+/// Checks: `canaryValue` (the `canary` value is not a Go boolean, so the Ingress is not a
+/// canary), `notEnabled` (canary-* annotations on an Ingress that is not a canary),
+/// `unknownAnnotation` (a misspelled `canary-*` key), `weight` (`canary-weight` that is not a
+/// base-10 integer, negative, or at least the total), `weightTotal` (`canary-weight-total` that
+/// is not an integer or below 100), `header` (header value/pattern without `canary-by-header`,
+/// values ingress-nginx rejects, patterns that do not compile), `cookie` (cookie names
+/// ingress-nginx rejects), `noRouting` (a canary with neither weight, header nor cookie),
+/// `missingMain` (no main Ingress with the same class, host, path and pathType),
+/// `duplicateCanary` (another canary already serves the host/path), `sameService` (the canary
+/// routes to the main's own Service), `mainBackendElsewhere` (the canary's Service is a main
+/// backend elsewhere), `sharedMainService` (the main's Service also serves other host/paths,
+/// which the canary splits too), `sessionAffinity` (cookie affinity on the main keeps sticky
+/// clients off the canary), `ignoredAnnotations` (annotations ingress-nginx ignores on a
+/// canary), `backendService` (a backend Service or port that does not exist),
+/// `mainRemoved` (DELETE or UPDATE of a main Ingress a canary depends on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressCanaryRule {
+    /// Mode of the rule. Default `enforce` (nothing here can be patched; each finding's
+    /// severity decides between deny and warning, and `checks` can lower a check to `warn`).
+    #[serde(default = "mode_enforce")]
+    pub mode: Mode,
+    /// Per-check mode overrides (e.g. `mainRemoved: warn`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// On evaluation errors (cluster state not synced yet). Default `allow`.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Ingress class names served by ingress-nginx when no IngressClass object says otherwise.
+    /// An IngressClass whose `spec.controller` is `k8s.io/ingress-nginx` always counts.
+    /// Default `[nginx]`.
+    #[serde(default = "default_nginx_class_names")]
+    pub class_names: Vec<String>,
+}
+
+impl Default for IngressCanaryRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            class_names: default_nginx_class_names(),
+        }
+    }
+}
+
+fn default_nginx_class_names() -> Vec<String> {
+    vec!["nginx".to_owned()]
+}
+
+/// Gateway API HTTPRoute rule (`gateway.networking.k8s.io` v1/v1beta1). It never patches.
+///
+/// Checks: `weightRange` (a weight outside 0..=1000000), `noTraffic` (a rule whose backends
+/// all weigh 0 or are all invalid, or that has neither backends nor filters: the gateway
+/// answers 500), `implicitWeight` (a weight of 1, the default for an omitted weight, next to
+/// larger weights), `portRequired` (a Service backendRef without a port), `invalidBackend` (a
+/// Service or port that does not exist, or a kind the checker cannot resolve: 500 for its
+/// share), `crossNamespace` (a backend in another namespace without a ReferenceGrant),
+/// `duplicateBackend` (the same Service and port twice in one split), `neverMatches` (header,
+/// query or path matches that can never match), `regexDialect` (a regular expression RE2-based
+/// gateways reject), `cookieMatch` (an Exact match on the whole `Cookie` header),
+/// `ignoredMatch` (a repeated header or query name, ignored after the first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRouteRule {
+    /// Mode of the rule. Default `enforce` (nothing here can be patched; each finding's
+    /// severity decides between deny and warning, and `checks` can lower a check to `warn`).
+    #[serde(default = "mode_enforce")]
+    pub mode: Mode,
+    /// Per-check mode overrides (e.g. `invalidBackend: off`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// On evaluation errors (cluster state not synced yet). Default `allow`.
+    #[serde(default)]
+    pub on_error: FailureMode,
+}
+
+impl Default for HttpRouteRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+        }
+    }
+}
+
+fn mode_enforce() -> Mode {
+    Mode::Enforce
+}
+
 fn mode_mutate() -> Mode {
     Mode::Mutate
 }
@@ -417,4 +519,10 @@ fn yes() -> bool {
     true
 }
 
-rule_settings!(VersionLabelRule, ChangeCauseRule, RollingUpdateRule);
+rule_settings!(
+    VersionLabelRule,
+    ChangeCauseRule,
+    RollingUpdateRule,
+    IngressCanaryRule,
+    HttpRouteRule,
+);

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod engine;
 pub mod finding;
+pub mod gateway;
 pub mod glob;
 pub mod load;
 pub mod objects;
