@@ -51,8 +51,27 @@ pub fn parse_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
     let mut errors = Vec::new();
     for source in sources {
         for document in serde_yaml::Deserializer::from_str(&source.text) {
-            match RolloutPolicy::deserialize_from(document) {
-                Ok(Some(policy)) => {
+            use serde::Deserialize;
+            let yaml_error = |error: serde_yaml::Error| PolicyError {
+                file: source.name.clone(),
+                line: error.location().map_or(0, |l| l.line()),
+                field: String::new(),
+                message: error.to_string(),
+            };
+            let value = match serde_yaml::Value::deserialize(document) {
+                Ok(value) => value,
+                Err(error) => {
+                    // After a YAML syntax error serde_yaml's document iterator yields the same
+                    // error forever (dtolnay/serde-yaml#193): report it once, stop this source.
+                    errors.push(yaml_error(error));
+                    break;
+                }
+            };
+            if value.is_null() {
+                continue;
+            }
+            match serde_yaml::from_value::<RolloutPolicy>(value) {
+                Ok(policy) => {
                     if policy.api_version != API_VERSION || policy.kind != KIND {
                         errors.push(PolicyError {
                             file: source.name.clone(),
@@ -63,13 +82,7 @@ pub fn parse_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
                     }
                     policies.push(policy);
                 }
-                Ok(None) => {}
-                Err(error) => errors.push(PolicyError {
-                    file: source.name.clone(),
-                    line: error.location().map_or(0, |l| l.line()),
-                    field: String::new(),
-                    message: error.to_string(),
-                }),
+                Err(error) => errors.push(yaml_error(error)),
             }
         }
     }
@@ -77,25 +90,6 @@ pub fn parse_sources(sources: &[Source]) -> Result<PolicySet, PolicyErrors> {
         Ok(PolicySet::new(policies, digest(sources)))
     } else {
         Err(PolicyErrors(errors))
-    }
-}
-
-trait FromYamlDocument: Sized {
-    fn deserialize_from(
-        document: serde_yaml::Deserializer<'_>,
-    ) -> Result<Option<Self>, serde_yaml::Error>;
-}
-
-impl FromYamlDocument for RolloutPolicy {
-    fn deserialize_from(
-        document: serde_yaml::Deserializer<'_>,
-    ) -> Result<Option<Self>, serde_yaml::Error> {
-        use serde::Deserialize;
-        let value = serde_yaml::Value::deserialize(document)?;
-        if value.is_null() {
-            return Ok(None);
-        }
-        serde_yaml::from_value(value).map(Some)
     }
 }
 
@@ -130,5 +124,21 @@ mod tests {
         let set = parse_sources(&sources).expect("embedded default policy must be valid");
         assert!(set.governing("default").is_some());
         assert!(set.governing("kube-system").is_none());
+    }
+
+    /// Found by the policy_loader fuzz target: a syntax error used to make the loader loop
+    /// forever, collecting the same error until memory ran out.
+    #[test]
+    fn syntax_error_is_reported_once_and_ends_the_source() {
+        let text = "apiVersion: rollout-guard.io/v1alpha1\nkind: RolloutPolicy\n\
+                    metadata:\n  name: default\nspec:apiVe {}\n---\nspec: {}\n";
+        let sources = [Source {
+            name: "broken.yaml".into(),
+            text: text.into(),
+        }];
+        let errors = parse_sources(&sources).expect_err("a syntax error must be reported");
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].file, "broken.yaml");
+        assert!(errors.0[0].line > 0, "{errors}");
     }
 }
