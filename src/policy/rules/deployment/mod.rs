@@ -1,7 +1,10 @@
 //! Rules for `apps/v1` Deployments.
 
 pub mod change_cause;
+pub mod image;
+pub mod intstr;
 pub mod rolling_update;
+pub mod template;
 pub mod version_label;
 
 use k8s_openapi::api::apps::v1::Deployment;
