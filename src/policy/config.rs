@@ -195,6 +195,13 @@ pub struct Rules {
     /// Deployments: rolling-update settings, probes and the Recreate strategy.
     #[serde(default)]
     pub rolling_update: RollingUpdateRule,
+    /// Services: blue/green selector switches must point at a version that runs.
+    #[serde(default)]
+    pub blue_green: BlueGreenRule,
+    /// Deployments: label-based canaries (two Deployments behind one Service) must not fight
+    /// over pods and must be reachable.
+    #[serde(default)]
+    pub deployment_siblings: DeploymentSiblingsRule,
 }
 
 /// Which container's image gives the version.
@@ -409,6 +416,97 @@ fn default_min_revision_history_limit() -> i32 {
     2
 }
 
+/// Blue/green Service rule. Checks: `switchToUnavailable` (an UPDATE changes the value of a
+/// version label in `spec.selector` and no Deployment in the namespace with a pod template
+/// matching the whole new selector is fully available: traffic would go to pods that do not
+/// exist or are not ready), `selectsNothing` (a new or changed selector matches no Deployment's
+/// pod template; a warning only, since Helm creates Services before Deployments),
+/// `podTemplateHash` (the selector uses `pod-template-hash`, which changes with every rollout).
+/// Services without a selector (ExternalName, manually managed endpoints) are not checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlueGreenRule {
+    /// Mode of the rule. Default `enforce`: a switch to a version nobody runs drops traffic, and
+    /// there is nothing to patch (the right selector is the user's choice).
+    #[serde(default = "mode_enforce")]
+    pub mode: Mode,
+    /// Per-check mode overrides.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// When the cluster state is not synced yet. Default `allow` (with a warning); `deny` fails
+    /// closed.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Selector keys that carry the version (a change of their value is a blue/green switch).
+    /// Default `[app.kubernetes.io/version, version]`.
+    #[serde(default = "default_sibling_version_keys")]
+    pub version_label_keys: Vec<String>,
+}
+
+impl Default for BlueGreenRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            version_label_keys: default_sibling_version_keys(),
+        }
+    }
+}
+
+/// Label-based canary rule (two Deployments behind one Service). Checks: `selectorOverlap`
+/// (another Deployment in the namespace selects this one's pods, or this one selects the
+/// other's: both controllers adopt and scale each other's pods), `canaryUnreachable` (a
+/// Deployment with the same app label as a sibling but another version is not selected by a
+/// Service that selects the sibling, so it never receives that Service's traffic; a warning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentSiblingsRule {
+    /// Mode of the rule. Default `enforce`: overlapping selectors make two controllers fight
+    /// over the same pods, and there is nothing to patch (a selector is immutable).
+    #[serde(default = "mode_enforce")]
+    pub mode: Mode,
+    /// Per-check mode overrides.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// When the cluster state is not synced yet. Default `allow` (with a warning); `deny` fails
+    /// closed.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Pod-template label keys naming the application, first present wins.
+    /// Default `[app.kubernetes.io/name, app]`.
+    #[serde(default = "default_app_label_keys")]
+    pub app_label_keys: Vec<String>,
+    /// Pod-template label keys naming the version, first present wins.
+    /// Default `[app.kubernetes.io/version, version]`.
+    #[serde(default = "default_sibling_version_keys")]
+    pub version_label_keys: Vec<String>,
+}
+
+impl Default for DeploymentSiblingsRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            app_label_keys: default_app_label_keys(),
+            version_label_keys: default_sibling_version_keys(),
+        }
+    }
+}
+
+fn default_sibling_version_keys() -> Vec<String> {
+    vec!["app.kubernetes.io/version".to_owned(), "version".to_owned()]
+}
+
+fn default_app_label_keys() -> Vec<String> {
+    vec!["app.kubernetes.io/name".to_owned(), "app".to_owned()]
+}
+
+fn mode_enforce() -> Mode {
+    Mode::Enforce
+}
+
 fn mode_mutate() -> Mode {
     Mode::Mutate
 }
@@ -417,4 +515,10 @@ fn yes() -> bool {
     true
 }
 
-rule_settings!(VersionLabelRule, ChangeCauseRule, RollingUpdateRule);
+rule_settings!(
+    VersionLabelRule,
+    ChangeCauseRule,
+    RollingUpdateRule,
+    BlueGreenRule,
+    DeploymentSiblingsRule,
+);
