@@ -466,11 +466,13 @@ impl StoredObject {
     }
 }
 
-impl ClusterView for Store {
-    fn sync_status(&self) -> SyncStatus {
+impl Store {
+    /// The sync status of the tracked kinds for which `include` is true.
+    fn sync_status_where(&self, include: impl Fn(StoredKind) -> bool) -> SyncStatus {
         let sync = self.sync.read().unwrap_or_else(|p| p.into_inner());
         let waiting: Vec<String> = sync
             .iter()
+            .filter(|(kind, _)| include(**kind))
             .filter_map(|(kind, state)| match state {
                 KindSync::Synced | KindSync::Absent(_) => None,
                 KindSync::Pending => Some(format!("{} not listed yet", kind.as_str())),
@@ -484,6 +486,16 @@ impl ClusterView for Store {
         } else {
             SyncStatus::NotSynced(waiting.join(", "))
         }
+    }
+}
+
+impl ClusterView for Store {
+    fn sync_status(&self) -> SyncStatus {
+        self.sync_status_where(|_| true)
+    }
+
+    fn sync_status_for(&self, kinds: &[&str]) -> SyncStatus {
+        self.sync_status_where(|kind| kinds.contains(&kind.as_str()))
     }
 
     fn counts(&self) -> ObjectCounts {
@@ -887,5 +899,21 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
         assert_eq!(index.counts().deployments, N / 2);
         assert_eq!(index.deployments_matching("ns-42", &tier).len(), 0);
         assert_eq!(index.deployments_matching("ns-43", &tier).len(), N / 100);
+    }
+
+    #[test]
+    fn sync_status_for_looks_only_at_the_kinds_asked_about() {
+        let store = Store::expecting(&[StoredKind::Deployment, StoredKind::HttpRoute]);
+        store.mark_synced(StoredKind::Deployment);
+        store.mark_broken(StoredKind::HttpRoute, "403 Forbidden".into());
+        assert_eq!(
+            store.sync_status_for(&["Deployment", "Service"]),
+            SyncStatus::Synced
+        );
+        assert!(matches!(
+            store.sync_status_for(&["HTTPRoute"]),
+            SyncStatus::NotSynced(reason) if reason.contains("HTTPRoute watch broken: 403")
+        ));
+        assert!(matches!(store.sync_status(), SyncStatus::NotSynced(_)));
     }
 }

@@ -15,6 +15,9 @@ use crate::policy::finding::{EvalError, Finding, RulePhase, Severity};
 use crate::policy::objects::{DeploymentInfo, Labels, Requirement, Selector, ServiceInfo};
 use crate::policy::view::SyncStatus;
 
+/// The kinds of other objects the rule reads (only their sync state matters to it).
+const READS: &[&str] = &["Deployment"];
+
 /// The rule's key under `rules`.
 pub const RULE: &str = "blueGreen";
 
@@ -74,7 +77,7 @@ pub fn evaluate(ctx: &Context<'_, Service>) -> Result<Vec<Finding>, EvalError> {
 
     // Everything below reads other objects. (If the store is not synced the podTemplateHash
     // finding above is dropped with the rest: the not-synced warning or denial stands for all.)
-    if let SyncStatus::NotSynced(reason) = ctx.view.sync_status() {
+    if let SyncStatus::NotSynced(reason) = ctx.view.sync_status_for(READS) {
         return Err(EvalError::NotSynced(reason));
     }
     let selector = Selector::from_labels(&new.selector);
@@ -481,6 +484,21 @@ mod tests {
         assert!(closed.denials[0]
             .message
             .contains("Deployment not listed yet"));
+    }
+
+    #[test]
+    fn a_broken_watch_of_a_kind_the_rule_does_not_read_does_not_matter() {
+        let store = Store::expecting(&[StoredKind::Deployment, StoredKind::HttpRoute]);
+        store.mark_synced(StoredKind::Deployment);
+        store.mark_broken(StoredKind::HttpRoute, "403 Forbidden".into());
+        let verdict = switch(
+            &store,
+            &policy(json!({"blueGreen": {"onError": "deny"}})),
+            "v1",
+            "v2",
+        );
+        assert_eq!(verdict.denials.len(), 1, "{verdict:?}");
+        assert_eq!(verdict.denials[0].source, "blueGreen.switchToUnavailable");
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::policy::objects::{DeploymentInfo, Labels, Selector, ServiceInfo, Shar
 use crate::policy::rules::service::{describe_labels, describe_selector};
 use crate::policy::view::SyncStatus;
 
+/// The kinds of other objects the rule reads (only their sync state matters to it).
+const READS: &[&str] = &["Deployment", "Service"];
+
 /// The rule's key under `rules`.
 pub const RULE: &str = "deploymentSiblings";
 
@@ -30,7 +33,7 @@ pub fn evaluate(ctx: &Context<'_, Deployment>) -> Result<Vec<Finding>, EvalError
     if me.template_labels.is_empty() && me.selector.is_empty() {
         return Ok(Vec::new()); // the API server rejects such a Deployment anyway
     }
-    if let SyncStatus::NotSynced(reason) = ctx.view.sync_status() {
+    if let SyncStatus::NotSynced(reason) = ctx.view.sync_status_for(READS) {
         return Err(EvalError::NotSynced(reason));
     }
     let before = match (&ctx.operation, ctx.old_object) {
