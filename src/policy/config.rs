@@ -201,6 +201,13 @@ pub struct Rules {
     /// Gateway API HTTPRoutes: weighted splits, backend references and A/B matches.
     #[serde(default)]
     pub http_route: HttpRouteRule,
+    /// Services: blue/green selector switches must point at a version that runs.
+    #[serde(default)]
+    pub blue_green: BlueGreenRule,
+    /// Deployments: label-based canaries (two Deployments behind one Service) must not fight
+    /// over pods and must be reachable.
+    #[serde(default)]
+    pub deployment_siblings: DeploymentSiblingsRule,
 }
 
 /// Which container's image gives the version.
@@ -466,6 +473,44 @@ impl Default for IngressCanaryRule {
     }
 }
 
+/// Blue/green Service rule. Checks: `switchToUnavailable` (an UPDATE changes the value of a
+/// version label in `spec.selector` and no Deployment in the namespace with a pod template
+/// matching the whole new selector is fully available: traffic would go to pods that do not
+/// exist or are not ready), `selectsNothing` (a new or changed selector matches no Deployment's
+/// pod template; a warning only, since Helm creates Services before Deployments),
+/// `podTemplateHash` (the selector uses `pod-template-hash`, which changes with every rollout).
+/// Services without a selector (ExternalName, manually managed endpoints) are not checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlueGreenRule {
+    /// Mode of the rule. Default `enforce`: a switch to a version nobody runs drops traffic, and
+    /// there is nothing to patch (the right selector is the user's choice).
+    #[serde(default = "mode_enforce")]
+    pub mode: Mode,
+    /// Per-check mode overrides.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// When the cluster state is not synced yet. Default `allow` (with a warning); `deny` fails
+    /// closed.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Selector keys that carry the version (a change of their value is a blue/green switch).
+    /// Default `[app.kubernetes.io/version, version]`.
+    #[serde(default = "default_sibling_version_keys")]
+    pub version_label_keys: Vec<String>,
+}
+
+impl Default for BlueGreenRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            version_label_keys: default_sibling_version_keys(),
+        }
+    }
+}
+
 fn default_nginx_class_names() -> Vec<String> {
     vec!["nginx".to_owned()]
 }
@@ -507,6 +552,55 @@ impl Default for HttpRouteRule {
     }
 }
 
+/// Label-based canary rule (two Deployments behind one Service). Checks: `selectorOverlap`
+/// (another Deployment in the namespace selects this one's pods, or this one selects the
+/// other's: both controllers adopt and scale each other's pods), `canaryUnreachable` (a
+/// Deployment with the same app label as a sibling but another version is not selected by a
+/// Service that selects the sibling, so it never receives that Service's traffic; a warning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentSiblingsRule {
+    /// Mode of the rule. Default `enforce`: overlapping selectors make two controllers fight
+    /// over the same pods, and there is nothing to patch (a selector is immutable).
+    #[serde(default = "mode_enforce")]
+    pub mode: Mode,
+    /// Per-check mode overrides.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// When the cluster state is not synced yet. Default `allow` (with a warning); `deny` fails
+    /// closed.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Pod-template label keys naming the application, first present wins.
+    /// Default `[app.kubernetes.io/name, app]`.
+    #[serde(default = "default_app_label_keys")]
+    pub app_label_keys: Vec<String>,
+    /// Pod-template label keys naming the version, first present wins.
+    /// Default `[app.kubernetes.io/version, version]`.
+    #[serde(default = "default_sibling_version_keys")]
+    pub version_label_keys: Vec<String>,
+}
+
+impl Default for DeploymentSiblingsRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            app_label_keys: default_app_label_keys(),
+            version_label_keys: default_sibling_version_keys(),
+        }
+    }
+}
+
+fn default_sibling_version_keys() -> Vec<String> {
+    vec!["app.kubernetes.io/version".to_owned(), "version".to_owned()]
+}
+
+fn default_app_label_keys() -> Vec<String> {
+    vec!["app.kubernetes.io/name".to_owned(), "app".to_owned()]
+}
+
 fn mode_enforce() -> Mode {
     Mode::Enforce
 }
@@ -525,4 +619,6 @@ rule_settings!(
     RollingUpdateRule,
     IngressCanaryRule,
     HttpRouteRule,
+    BlueGreenRule,
+    DeploymentSiblingsRule,
 );
