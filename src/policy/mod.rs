@@ -2,12 +2,14 @@
 //! patch operations and a verdict out. Nothing in here performs IO.
 
 pub mod config;
+pub mod defaults;
 pub mod engine;
 pub mod finding;
 pub mod glob;
 pub mod load;
 pub mod patch;
 pub mod rules;
+pub mod schema;
 pub mod set;
 pub mod view;
 
