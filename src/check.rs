@@ -495,8 +495,18 @@ fn plural(kind: &str) -> String {
 /// unescaped keys joined by dots, as in `kubectl explain`.
 pub fn readable_diff(before: &Value, patch: &[Value]) -> Vec<String> {
     let mut lines = Vec::new();
-    for operation in patch {
+    for (index, operation) in patch.iter().enumerate() {
         let pointer = operation["path"].as_str().unwrap_or_default();
+        // `add {}` only makes room for the keys the next operations add: they say it all.
+        let makes_room = operation["value"].as_object().is_some_and(|m| m.is_empty())
+            && patch[index + 1..].iter().any(|later| {
+                later["path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with(&format!("{pointer}/")))
+            });
+        if makes_room {
+            continue;
+        }
         let path = pointer
             .split('/')
             .skip(1)
@@ -612,8 +622,9 @@ pub fn render_text(reports: &[ObjectReport], policy_source: &str, policies: &Pol
     let count = |decision: Decision| reports.iter().filter(|r| r.decision == decision).count();
     let _ = writeln!(
         out,
-        "\n{} objects: {} denied, {} patched, {} allowed, {} not checked, {} invalid (policies: {policy_source}, digest {})",
+        "\n{} {}: {} denied, {} patched, {} allowed, {} not checked, {} invalid (policies: {policy_source}, digest {})",
         reports.len(),
+        if reports.len() == 1 { "object" } else { "objects" },
         count(Decision::Denied),
         count(Decision::Patched),
         count(Decision::Allowed),
@@ -655,6 +666,7 @@ mod tests {
         let patch = vec![
             json!({"op": "replace", "path": "/spec/strategy/rollingUpdate/maxUnavailable", "value": 0}),
             json!({"op": "add", "path": "/metadata/labels", "value": {"app.kubernetes.io/version": "1.27"}}),
+            json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
             json!({"op": "add", "path": "/metadata/annotations/kubernetes.io~1change-cause", "value": "x"}),
             json!({"op": "remove", "path": "/spec/old"}),
         ];

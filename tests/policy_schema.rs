@@ -59,3 +59,50 @@ fn policy_files_carry_the_schema_modeline() {
         );
     }
 }
+
+/// An independent validator (Python `jsonschema`, installed with kubernetes-validate by
+/// scripts/test.sh) accepts every valid policy file against the shipped schema and rejects the
+/// structurally broken one, so the schema editors use agrees with the loader. Runs when
+/// `ROLLOUT_GUARD_PYTHON` names that interpreter (scripts/test.sh sets it).
+#[test]
+fn independent_validator_agrees_with_the_loader() {
+    let Ok(python) = std::env::var("ROLLOUT_GUARD_PYTHON") else {
+        eprintln!("ROLLOUT_GUARD_PYTHON not set: schema cross-check left to scripts/test.sh");
+        return;
+    };
+    let script = r#"
+import json, sys, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+validator = jsonschema.Draft7Validator(schema)
+for path in sys.argv[2:]:
+    for document in yaml.safe_load_all(open(path)):
+        if document is None:
+            continue
+        errors = sorted(e.message for e in validator.iter_errors(document))
+        print(path, "ok" if not errors else "invalid: " + "; ".join(errors))
+"#;
+    let files = [
+        "policies/default.yaml",
+        "tests/fixtures/policies/valid/00-platform.yaml",
+        "tests/fixtures/policies/valid/10-teams.yml",
+        "tests/fixtures/policies/strict/strict.yaml",
+        "tests/fixtures/policies/invalid/structure.yaml",
+    ];
+    let output = std::process::Command::new(python)
+        .current_dir(repo())
+        .args(["-c", script, SCHEMA_PATH])
+        .args(files)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in text.lines() {
+        let broken = line.starts_with("tests/fixtures/policies/invalid/");
+        assert_eq!(line.contains(" invalid: "), broken, "{line}");
+    }
+    assert_eq!(text.lines().count(), files.len() + 1, "{text}"); // 10-teams.yml holds two
+}

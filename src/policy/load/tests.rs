@@ -401,3 +401,14 @@ fn syntax_errors_point_at_file_lines() {
     assert!(errors[0].contains("at line 14 column"), "{}", errors[0]);
     assert!(errors[0].contains("at line 13 column"), "{}", errors[0]);
 }
+
+/// serde_yaml follows YAML 1.2, where a bare `off` is a string; YAML 1.1 tools disagree, which
+/// is why the docs quote it, but both spellings must load.
+#[test]
+fn bare_and_quoted_off_are_both_the_mode() {
+    for off in ["off", "\"off\""] {
+        let text = format!("{HEADER}spec:\n  rules:\n    changeCause:\n      mode: {off}\n");
+        let set = parse_sources(&[source("o.yaml", &text)]).unwrap();
+        assert_eq!(set.policies()[0].spec.rules.change_cause.mode, Mode::Off);
+    }
+}
