@@ -99,7 +99,10 @@ fn catalog_covers_every_rule() {
     catalog.sort_unstable();
     let mut sorted = sections.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, catalog);
+    assert_eq!(
+        sorted, catalog,
+        "every section of Rules needs a RuleInfo line in RULE_CATALOG (src/policy/load.rs)"
+    );
     for rule in crate::policy::rules::deployment::RULES {
         assert!(
             rule_info(rule.name).is_some(),
@@ -410,5 +413,38 @@ fn bare_and_quoted_off_are_both_the_mode() {
         let text = format!("{HEADER}spec:\n  rules:\n    changeCause:\n      mode: {off}\n");
         let set = parse_sources(&[source("o.yaml", &text)]).unwrap();
         assert_eq!(set.policies()[0].spec.rules.change_cause.mode, Mode::Off);
+    }
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any text: errors or a set, never a panic or a hang.
+        #[test]
+        fn on_any_text(text in "(?s).{0,400}") {
+            let _ = parse_sources(&[source("x.yaml", &text)]);
+        }
+
+        /// The default file with a slice cut out or replaced: realistic broken edits.
+        #[test]
+        fn on_damaged_default(start in 0usize..EMBEDDED_DEFAULT.len(), len in 0usize..80, with in "[ -~\n]{0,12}") {
+            let mut text = EMBEDDED_DEFAULT.to_owned();
+            let start = (0..=start).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let mut end = (start + len).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            text.replace_range(start..end, &with);
+            if let Err(PolicyErrors(errors)) = parse_sources(&[source("d.yaml", &text)]) {
+                let lines = text.lines().count() + 1;
+                for error in errors {
+                    prop_assert!(error.line <= lines, "{error} beyond {lines} lines");
+                }
+            }
+        }
     }
 }
