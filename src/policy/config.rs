@@ -21,8 +21,10 @@ pub const KIND: &str = "RolloutPolicy";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutPolicy {
     /// Must be `rollout-guard.io/v1alpha1`.
+    #[schemars(extend("const" = API_VERSION))]
     pub api_version: String,
     /// Must be `RolloutPolicy`.
+    #[schemars(extend("const" = KIND))]
     pub kind: String,
     /// Name (unique across the directory) and free-form annotations.
     pub metadata: PolicyMetadata,
@@ -35,6 +37,11 @@ pub struct RolloutPolicy {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyMetadata {
     /// Unique name of the policy; shown in audit annotations as the policy that decided.
+    /// A DNS subdomain: lowercase letters, digits, '-' and '.'.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Free-form notes (owner, ticket, ...). Not interpreted.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -66,10 +73,12 @@ pub struct PolicySpec {
 pub struct NamespaceMatch {
     /// Namespaces (names or globs) the policy applies to. Default: all (`["*"]`).
     #[serde(default = "default_namespaces")]
+    #[schemars(inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
     pub namespaces: Vec<String>,
     /// Namespaces (names or globs) excluded even when `namespaces` selects them.
     /// Default: `kube-system`, `kube-public`, `kube-node-lease`.
     #[serde(default = "default_excluded_namespaces")]
+    #[schemars(inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
     pub exclude_namespaces: Vec<String>,
 }
 
@@ -252,6 +261,7 @@ pub struct VersionLabelRule {
     /// Hex characters of a digest kept when the image is pinned by digest only
     /// (`sha256-<first N>`). Default 12.
     #[serde(default = "default_digest_chars")]
+    #[schemars(range(min = 7, max = 64))]
     pub digest_chars: u8,
 }
 
@@ -298,6 +308,7 @@ pub struct ChangeCauseRule {
     pub format: String,
     /// Longest cause written, in characters; longer ones are cut with `…`. Default 256.
     #[serde(default = "default_change_cause_max")]
+    #[schemars(range(min = 20, max = 1024))]
     pub max_length: u16,
 }
 
@@ -328,7 +339,7 @@ pub enum IntOrPercent {
     /// An absolute number of pods.
     Int(i32),
     /// A percentage of replicas, written `"N%"`.
-    Percent(String),
+    Percent(#[schemars(regex(pattern = r"^[0-9]+%$"))] String),
 }
 
 /// Rolling-update safety rule. Checks: `maxUnavailable`, `maxSurge`, `minReadySeconds`,
@@ -364,21 +375,26 @@ pub struct RollingUpdateRule {
     /// Target minReadySeconds, written where the Deployment has 0; a smaller non-zero value is
     /// less safe. Default 5.
     #[serde(default = "default_min_ready_seconds")]
+    #[schemars(range(min = 0))]
     pub min_ready_seconds: i32,
     /// Target progressDeadlineSeconds, written where the Deployment has the default (600); a
     /// larger value is less safe (a stuck rollout is noticed later). Default 300.
     #[serde(default = "default_progress_deadline_seconds")]
+    #[schemars(range(min = 1))]
     pub progress_deadline_seconds: i32,
     /// Target revisionHistoryLimit, written where the Deployment has the default (10). Default 5.
     #[serde(default = "default_revision_history_limit")]
+    #[schemars(range(min = 0))]
     pub revision_history_limit: i32,
     /// Smallest revisionHistoryLimit a user may choose; below it `kubectl rollout undo` has
     /// nothing to go back to. Default 2.
     #[serde(default = "default_min_revision_history_limit")]
+    #[schemars(range(min = 0))]
     pub min_revision_history_limit: i32,
     /// Namespaces (names or globs) where the Recreate strategy is reported by the
     /// `recreateStrategy` check (it takes every pod down). Default: none.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
     pub recreate_namespaces: Vec<String>,
 }
 
