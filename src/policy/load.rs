@@ -25,7 +25,9 @@ use std::fmt;
 use crate::policy::config::{
     IntOrPercent, Mode, RolloutPolicy, RuleSettings, Rules, API_VERSION, KIND,
 };
-use crate::policy::rules::deployment::{change_cause, rolling_update, version_label};
+use crate::policy::rules::deployment::{change_cause, rolling_update, siblings, version_label};
+use crate::policy::rules::ingress::canary;
+use crate::policy::rules::{httproute, service};
 use crate::policy::set::PolicySet;
 
 /// One policy file's name and text.
@@ -140,6 +142,44 @@ pub const RULE_CATALOG: &[RuleInfo] = &[
         can_mutate: true,
         settings: |rules: &Rules| -> &dyn RuleSettings { &rules.rolling_update },
         validate: validate_rolling_update,
+    },
+    RuleInfo {
+        name: canary::RULE,
+        checks: canary::CHECKS,
+        can_mutate: false,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.ingress_canary },
+        validate: validate_ingress_canary,
+    },
+    RuleInfo {
+        name: httproute::RULE,
+        checks: httproute::CHECKS,
+        can_mutate: false,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.http_route },
+        validate: |_, _| {},
+    },
+    RuleInfo {
+        name: service::RULE,
+        checks: service::CHECKS,
+        can_mutate: false,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.blue_green },
+        validate: |rules, problems| {
+            validate_label_keys(
+                &rules.blue_green.version_label_keys,
+                "versionLabelKeys",
+                problems,
+            )
+        },
+    },
+    RuleInfo {
+        name: siblings::RULE,
+        checks: siblings::CHECKS,
+        can_mutate: false,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.deployment_siblings },
+        validate: |rules, problems| {
+            let rule = &rules.deployment_siblings;
+            validate_label_keys(&rule.app_label_keys, "appLabelKeys", problems);
+            validate_label_keys(&rule.version_label_keys, "versionLabelKeys", problems);
+        },
     },
 ];
 
@@ -760,27 +800,7 @@ fn validate_rule_settings(rule: &RuleInfo, settings: &dyn RuleSettings, problems
 
 fn validate_version_label(rules: &Rules, problems: &mut Problems) {
     let rule = &rules.version_label;
-    if rule.label_keys.is_empty() {
-        problems.add(
-            &["labelKeys"],
-            "at least one label key is needed (e.g. app.kubernetes.io/version)",
-        );
-    }
-    for (index, key) in rule.label_keys.iter().enumerate() {
-        if let Err(why) = check_qualified_name(key) {
-            problems.add_item(
-                "labelKeys",
-                index,
-                format!("invalid label key {key:?}: {why}"),
-            );
-        } else if rule.label_keys[..index].contains(key) {
-            problems.add_item(
-                "labelKeys",
-                index,
-                format!("label key {key:?} is listed twice"),
-            );
-        }
-    }
+    validate_label_keys(&rule.label_keys, "labelKeys", problems);
     if rule.container.name.as_deref().is_some_and(str::is_empty) {
         problems.add(
             &["container", "name"],
@@ -800,6 +820,28 @@ fn validate_version_label(rules: &Rules, problems: &mut Problems) {
 
 /// Placeholders the change-cause format may use.
 pub const CHANGE_CAUSE_PLACEHOLDERS: &[&str] = &["{change}", "{user}", "{source}"];
+
+/// A non-empty list of valid, distinct label keys.
+fn validate_label_keys(keys: &[String], field: &str, problems: &mut Problems) {
+    if keys.is_empty() {
+        problems.add(&[field], "at least one label key is needed");
+    }
+    for (index, key) in keys.iter().enumerate() {
+        if let Err(why) = check_qualified_name(key) {
+            problems.add_item(field, index, format!("invalid label key {key:?}: {why}"));
+        } else if keys[..index].contains(key) {
+            problems.add_item(field, index, format!("label key {key:?} is listed twice"));
+        }
+    }
+}
+
+fn validate_ingress_canary(rules: &Rules, problems: &mut Problems) {
+    for (index, class) in rules.ingress_canary.class_names.iter().enumerate() {
+        if class.trim().is_empty() {
+            problems.add_item("classNames", index, "an ingress class name cannot be empty");
+        }
+    }
+}
 
 fn validate_change_cause(rules: &Rules, problems: &mut Problems) {
     let rule = &rules.change_cause;

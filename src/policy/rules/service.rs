@@ -21,6 +21,9 @@ const READS: &[&str] = &["Deployment"];
 /// The rule's key under `rules`.
 pub const RULE: &str = "blueGreen";
 
+/// Every check this rule reports (keys of its `checks` in a policy).
+pub const CHECKS: &[&str] = &["switchToUnavailable", "selectsNothing", "podTemplateHash"];
+
 /// The Service rules.
 pub const RULES: &[RuleEntry<Service>] = &[RuleEntry {
     name: RULE,

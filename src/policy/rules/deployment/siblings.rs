@@ -24,6 +24,9 @@ const READS: &[&str] = &["Deployment", "Service"];
 /// The rule's key under `rules`.
 pub const RULE: &str = "deploymentSiblings";
 
+/// Every check this rule reports (keys of its `checks` in a policy).
+pub const CHECKS: &[&str] = &["selectorOverlap", "canaryUnreachable"];
+
 /// Evaluates the sibling checks for one Deployment write.
 pub fn evaluate(ctx: &Context<'_, Deployment>) -> Result<Vec<Finding>, EvalError> {
     let Some(deployment) = ctx.object else {
