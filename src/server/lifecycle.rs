@@ -1,7 +1,7 @@
 //! Readiness, signals, the accept loops and the drain on shutdown.
 //!
-//! SIGTERM (or SIGINT) → readiness false at once (both ports' `/readyz` answer 503) → the
-//! listeners close → connections finish the requests they are in (HTTP/1 closes after the
+//! SIGTERM (or SIGINT) → readiness false at once (both ports' `/readyz` answer 503) → after
+//! `--shutdown-delay-seconds` (SIGTERM only) the listeners close → connections finish the requests they are in (HTTP/1 closes after the
 //! response, HTTP/2 sends GOAWAY) for at most the grace period → exit 0. The admin port keeps
 //! serving during the drain so probes see the 503.
 
@@ -46,37 +46,70 @@ impl Readiness {
     }
 }
 
-/// Waits for SIGTERM or SIGINT, then flips readiness and tells every task to stop.
-pub async fn on_signal(readiness: Arc<Readiness>, shutdown: watch::Sender<bool>) {
-    let name = wait_for_signal().await;
+/// Which signal started the shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Terminate,
+    Interrupt,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Terminate => "SIGTERM",
+            Self::Interrupt => "SIGINT",
+        }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT, flips readiness, then tells every task to stop accepting and
+/// drain. After SIGTERM (the kubelet's) listeners stay open for `delay` first, because the pod
+/// is only taken out of the Service's endpoints after it is marked terminating and that takes
+/// a moment to reach the API server's routing: closing at once would refuse its last
+/// connections. A SIGINT (Ctrl-C, or a second signal during the delay) skips the wait.
+pub async fn on_signal(readiness: Arc<Readiness>, shutdown: watch::Sender<bool>, delay: Duration) {
+    let signal = wait_for_signal().await;
     readiness.begin_shutdown();
+    if signal == Signal::Terminate && !delay.is_zero() {
+        tracing::info!(
+            signal = signal.name(),
+            delay_seconds = delay.as_secs(),
+            "shutting down: not ready; still accepting while endpoints drop this pod"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            second = wait_for_signal() => {
+                tracing::info!(signal = second.name(), "delay cut short");
+            }
+        }
+    }
     tracing::info!(
-        signal = name,
-        "shutting down: not ready, draining in-flight requests"
+        signal = signal.name(),
+        "shutting down: not ready, no new connections, draining in-flight requests"
     );
     let _ = shutdown.send(true);
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() -> &'static str {
+async fn wait_for_signal() -> Signal {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut terminate) => tokio::select! {
-            _ = terminate.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = terminate.recv() => Signal::Terminate,
+            _ = tokio::signal::ctrl_c() => Signal::Interrupt,
         },
         Err(error) => {
             tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
             let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+            Signal::Interrupt
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> &'static str {
+async fn wait_for_signal() -> Signal {
     let _ = tokio::signal::ctrl_c().await;
-    "ctrl-c"
+    Signal::Interrupt
 }
 
 /// Connection-level limits.

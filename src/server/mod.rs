@@ -105,7 +105,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ));
     // Policy hot reload: `reload::watch_policy_dir(dir, active, reload_interval)` is spawned here
     // once the policy loader lands; until then the policies read at start-up stay active.
-    tokio::spawn(lifecycle::on_signal(Arc::clone(&readiness), shutdown_tx));
+    tokio::spawn(lifecycle::on_signal(
+        Arc::clone(&readiness),
+        shutdown_tx,
+        Duration::from_secs(args.shutdown_delay_seconds),
+    ));
 
     let limits = ConnectionLimits {
         handshake_and_headers: state.request_timeout,

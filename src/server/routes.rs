@@ -525,6 +525,45 @@ mod tests {
         assert_eq!(headers[header::CONNECTION], "close");
     }
 
+    fn streamed(chunks: Vec<Result<&'static [u8], std::io::Error>>, pending: bool) -> Body {
+        use futures::StreamExt as _;
+        let stream = futures::stream::iter(chunks)
+            .chain(futures::stream::pending().take(usize::from(pending)))
+            .map(|chunk| chunk.map(|bytes| hyper::body::Frame::data(Bytes::from_static(bytes))));
+        Body::new(http_body_util::StreamBody::new(stream))
+    }
+
+    #[tokio::test]
+    async fn body_without_length_is_cut_at_the_limit() {
+        let request = axum::http::Request::post("/validate")
+            .body(streamed(vec![Ok(&[b'{'; 40]), Ok(&[b' '; 40])], false))
+            .unwrap();
+        let (status, _, body) = call(admission_router(state(64)), request).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    }
+
+    #[tokio::test]
+    async fn stalled_body_gets_408_at_the_deadline() {
+        let mut state = state(1024);
+        state.request_timeout = Duration::from_millis(50);
+        let request = axum::http::Request::post("/mutate")
+            .body(streamed(vec![Ok(b"{\"apiVersion\"")], true))
+            .unwrap();
+        let (status, headers, body) = call(admission_router(state.clone()), request).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+        assert_eq!(headers[header::CONNECTION], "close");
+        assert!(body["error"].as_str().unwrap().contains("50 ms"));
+    }
+
+    #[tokio::test]
+    async fn broken_body_stream_is_a_400() {
+        let request = axum::http::Request::post("/mutate")
+            .body(streamed(vec![Err(std::io::Error::other("reset"))], false))
+            .unwrap();
+        let (status, _, body) = call(admission_router(state(1024)), request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+
     #[tokio::test]
     async fn readiness_turns_off_on_shutdown_but_not_for_an_unsynced_store() {
         struct Unsynced;
