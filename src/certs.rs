@@ -298,3 +298,56 @@ fn write_pem(path: &Path, contents: &str, private: bool) -> anyhow::Result<()> {
 fn days_duration(days: u32) -> Duration {
     Duration::from_secs(u64::from(days) * SECONDS_PER_DAY)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rg-certs-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn service_sans_cover_what_the_api_server_dials() {
+        assert_eq!(
+            service_sans("guard", "ops"),
+            [
+                "guard",
+                "guard.ops",
+                "guard.ops.svc",
+                "guard.ops.svc.cluster.local"
+            ]
+        );
+    }
+
+    #[test]
+    fn dev_certs_are_reused_while_valid_and_regenerated_when_broken() {
+        let dir = temp_dir("dev");
+        let first = ensure_dev_certs(&dir).unwrap();
+        assert!(!first.reused);
+        let cert = fs::read(&first.cert).unwrap();
+
+        let second = ensure_dev_certs(&dir).unwrap();
+        assert!(second.reused);
+        assert_eq!(fs::read(&second.cert).unwrap(), cert);
+
+        // A key that is not the certificate's: regenerate rather than serve a broken pair.
+        let other = issue("other", &["localhost".into()], 1, 1).unwrap();
+        fs::write(&first.key, other.key_pem).unwrap();
+        let third = ensure_dev_certs(&dir).unwrap();
+        assert!(!third.reused);
+        assert_ne!(fs::read(&third.cert).unwrap(), cert);
+        assert!(dev_certs_usable(&third).is_ok());
+
+        // Expiring within a day: not reused.
+        let short = issue("localhost", &["localhost".into()], 0, 1).unwrap();
+        fs::write(&third.ca_cert, short.ca_cert_pem).unwrap();
+        fs::write(&third.cert, short.cert_pem).unwrap();
+        fs::write(&third.key, short.key_pem).unwrap();
+        let reason = dev_certs_usable(&third).unwrap_err();
+        assert!(reason.contains("a day from now"), "{reason}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

@@ -54,6 +54,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let readiness = Arc::new(Readiness::default());
     // The cluster store plugs in here (`--objects` or a kube watcher); rules see it only through
     // the view.
+    if !args.objects.is_empty() {
+        tracing::warn!("--objects is not wired into serve yet; cross-object rules see no objects");
+    }
     let view: Arc<dyn ClusterView> = Arc::new(EmptyView);
     let state = AppState {
         policies: active.clone(),
