@@ -143,18 +143,8 @@ fn reject(state: &AppState, error: ApiError) -> Response {
 /// `/mutate`, `/validate`, `/healthz`, `/readyz` for the HTTPS port.
 pub fn admission_router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/mutate",
-            post(mutate).fallback(|State(state): State<AppState>| async move {
-                reject(&state, ApiError::MethodNotAllowed { allow: "POST" })
-            }),
-        )
-        .route(
-            "/validate",
-            post(validate).fallback(|State(state): State<AppState>| async move {
-                reject(&state, ApiError::MethodNotAllowed { allow: "POST" })
-            }),
-        )
+        .route("/mutate", post(mutate).fallback(post_only))
+        .route("/validate", post(validate).fallback(post_only))
         .route("/healthz", get(healthz).fallback(get_only))
         .route("/readyz", get(readyz).fallback(get_only))
         .fallback(not_found)
@@ -170,6 +160,10 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/readyz", get(readyz).fallback(get_only))
         .fallback(not_found)
         .with_state(state)
+}
+
+async fn post_only(State(state): State<AppState>) -> Response {
+    reject(&state, ApiError::MethodNotAllowed { allow: "POST" })
 }
 
 async fn get_only(State(state): State<AppState>) -> Response {
