@@ -22,8 +22,9 @@ use crate::policy::defaults::apply_deployment_defaults;
 use crate::policy::finding::Endpoint;
 use crate::policy::load::{embedded_default, parse_sources};
 use crate::policy::set::PolicySet;
-use crate::policy::view::{ClusterView, EmptyView};
+use crate::policy::view::ClusterView;
 use crate::reload::read_policy_dir;
+use crate::store::Store;
 
 /// The user `check` reviews as (change-cause rules name the requesting user).
 pub const CHECK_USER: &str = "rollout-guard-check";
@@ -161,10 +162,15 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 
 /// The cluster state cross-object rules see during `check`: the manifests given together.
 ///
-/// Cross-object rules are not written yet, so this is the empty view; the store fills a view
-/// from these same documents (`serve --objects` reads them the same way) and plugs in here.
-pub fn cluster_view(_documents: &[Document]) -> Arc<dyn ClusterView> {
-    Arc::new(EmptyView)
+/// The documents are stored exactly as `serve --objects` stores them, so cross-object rules
+/// judge each object against the others given with it. Objects the store cannot read are
+/// reported on stderr (their own verdicts still say why they are unreadable).
+pub fn cluster_view(documents: &[Document]) -> Arc<dyn ClusterView> {
+    let (store, warnings) = Store::from_documents(documents);
+    for warning in warnings {
+        tracing::warn!("cluster state: {warning}");
+    }
+    Arc::new(store)
 }
 
 /// Evaluates every document (in order) as the webhook would on CREATE.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::admission::Reviewed;
 use crate::policy::finding::Endpoint;
-use crate::policy::view::SyncStatus;
+use crate::policy::view::{ObjectCounts, SyncStatus};
 use crate::reload::ReloadStatus;
 
 const ENDPOINTS: [&str; 2] = ["mutate", "validate"];
@@ -137,6 +137,8 @@ pub struct ScrapeInputs<'a> {
     pub policy: &'a ReloadStatus,
     /// The cluster store's sync state.
     pub store: &'a SyncStatus,
+    /// Objects the store holds, per kind.
+    pub objects: &'a ObjectCounts,
 }
 
 fn index_of(values: &[&str], value: &str) -> usize {
@@ -397,6 +399,28 @@ impl Metrics {
         );
         let synced = u8::from(*inputs.store == SyncStatus::Synced);
         let _ = writeln!(out, "rollout_guard_store_synced {synced}");
+
+        header(
+            &mut out,
+            "rollout_guard_store_objects",
+            "gauge",
+            "Objects held by the cluster store, by kind.",
+        );
+        let counts = inputs.objects;
+        for (kind, count) in [
+            ("Deployment", counts.deployments),
+            ("Service", counts.services),
+            ("Ingress", counts.ingresses),
+            ("IngressClass", counts.ingress_classes),
+            ("HTTPRoute", counts.http_routes),
+            ("ReferenceGrant", counts.reference_grants),
+            ("Namespace", counts.namespaces),
+        ] {
+            let _ = writeln!(
+                out,
+                "rollout_guard_store_objects{{kind=\"{kind}\"}} {count}"
+            );
+        }
         out
     }
 }
@@ -448,6 +472,7 @@ mod tests {
                 ..ReloadStatus::default()
             },
             store: &SyncStatus::NotSynced("services".into()),
+            objects: &ObjectCounts::default(),
         })
     }
 

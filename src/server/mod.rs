@@ -11,7 +11,7 @@ pub mod routes;
 pub mod tls;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +22,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::certs::{self, DevCerts};
 use crate::cli::ServeArgs;
-use crate::policy::load::{embedded_default, parse_sources, Source};
+use crate::policy::load::embedded_default;
 use crate::policy::set::PolicySet;
-use crate::policy::view::{ClusterView, EmptyView};
-use crate::reload::ActivePolicies;
+use crate::policy::view::ClusterView;
+use crate::reload::{self, ActivePolicies, ReloadError};
+use crate::store;
 use lifecycle::{ConnectionLimits, Readiness, Transport};
 use metrics::Metrics;
 use routes::AppState;
@@ -52,12 +53,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let active = ActivePolicies::new(policies);
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
-    // The cluster store plugs in here (`--objects` or a kube watcher); rules see it only through
-    // the view.
-    if !args.objects.is_empty() {
-        tracing::warn!("--objects is not wired into serve yet; cross-object rules see no objects");
+    // The cluster store: `--objects` manifests, else the cluster's watchers, else empty (no
+    // cluster found: the quick start). Rules see it only through the view.
+    let cluster = store::for_serve(&args.objects)
+        .await
+        .context("cannot read --objects")?;
+    for warning in &cluster.warnings {
+        tracing::warn!("{warning}");
     }
-    let view: Arc<dyn ClusterView> = Arc::new(EmptyView);
+    let store_source = match cluster.source {
+        store::StoreSource::Objects => {
+            let counts = cluster.store.counts();
+            format!(
+                "--objects ({} Deployments, {} Services, {} Ingresses, {} HTTPRoutes)",
+                counts.deployments, counts.services, counts.ingresses, counts.http_routes
+            )
+        }
+        store::StoreSource::Cluster => "watching the cluster".to_owned(),
+        store::StoreSource::NoCluster => "no cluster found: empty".to_owned(),
+    };
+    let view: Arc<dyn ClusterView> = Arc::clone(&cluster.store) as Arc<dyn ClusterView>;
     let state = AppState {
         policies: active.clone(),
         view,
@@ -84,6 +99,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin: admin_addr,
         policy_source: &policy_source,
         policy_digest: &policy_digest,
+        store_source: &store_source,
         dev: dev.as_ref(),
     });
     tracing::info!(
@@ -106,8 +122,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         loaded.digest,
         shutdown_rx.clone(),
     ));
-    // Policy hot reload: `reload::watch_policy_dir(dir, active, reload_interval)` is spawned here
-    // once the policy loader lands; until then the policies read at start-up stay active.
+    // Policy hot reload (the ConfigMap mount): a valid edit is swapped in, a bad one keeps the
+    // last good set and shows in /readyz and /metrics.
+    if let Some(dir) = &args.policies {
+        tokio::spawn(reload::watch_policy_dir(
+            dir.clone(),
+            active.clone(),
+            reload_interval,
+        ));
+    }
     tokio::spawn(lifecycle::on_signal(
         Arc::clone(&readiness),
         shutdown_tx,
@@ -143,6 +166,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The admin port outlives the drain so probes keep seeing `/readyz` 503 until the end.
     let _ = admin_shutdown_tx.send(true);
     let _ = admin.await;
+    for watcher in &cluster.watchers {
+        watcher.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -177,57 +203,23 @@ async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} ({flag})"))
 }
 
-/// Reads the policies at start-up: every `*.yaml`/`*.yml` file in `dir`, in name order, or the
-/// embedded default without `--policies`. Every problem is reported at once.
-///
-/// Temporary: the policy loader (`reload`) will own reading the directory, with line numbers and
-/// semantic validation; this reads it with the parser that exists today.
+/// Reads the policies at start-up with the reloader's own reader and parser, or the embedded
+/// default without `--policies`. Every problem is reported at once, one per line.
 pub fn load_initial_policies(dir: Option<&Path>) -> anyhow::Result<PolicySet> {
     let Some(dir) = dir else {
         return Ok(embedded_default());
     };
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the policy directory {}", dir.display()))?;
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot read the policy directory {}", dir.display()))?
-            .path();
-        let is_policy_file = path
-            .extension()
-            .is_some_and(|ext| ext == "yaml" || ext == "yml");
-        // `is_file` follows symlinks: a ConfigMap mount is `name.yaml -> ..data/name.yaml`.
-        // Its `..data` and timestamped directories are skipped by the same test.
-        if is_policy_file && path.is_file() {
-            paths.push(path);
+    reload::load_policy_dir(dir).map_err(|error| match error {
+        ReloadError::Invalid(errors) => {
+            let listed: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();
+            anyhow::anyhow!(
+                "{} policy error(s) in {}:\n{}",
+                errors.0.len(),
+                dir.display(),
+                listed.join("\n")
+            )
         }
-    }
-    paths.sort();
-    if paths.is_empty() {
-        anyhow::bail!(
-            "no policy files (*.yaml, *.yml) in {}; omit --policies to use the embedded default",
-            dir.display()
-        );
-    }
-    let sources = paths
-        .iter()
-        .map(|path| {
-            std::fs::read_to_string(path)
-                .map(|text| Source {
-                    name: path.display().to_string(),
-                    text,
-                })
-                .with_context(|| format!("cannot read {}", path.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    parse_sources(&sources).map_err(|errors| {
-        let listed: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();
-        anyhow::anyhow!(
-            "{} invalid policy file(s) in {}:\n{}",
-            errors.0.len(),
-            dir.display(),
-            listed.join("\n")
-        )
+        other => anyhow::anyhow!(other),
     })
 }
 
@@ -236,6 +228,7 @@ struct Banner<'a> {
     admin: SocketAddr,
     policy_source: &'a str,
     policy_digest: &'a str,
+    store_source: &'a str,
     dev: Option<&'a DevCerts>,
 }
 
@@ -256,6 +249,7 @@ fn print_banner(banner: &Banner<'_>) {
             "  policies   {} (digest {})",
             banner.policy_source, banner.policy_digest
         ),
+        format!("  cluster    {}", banner.store_source),
     ];
     if let Some(dev) = banner.dev {
         let origin = if dev.reused { "reused" } else { "generated" };

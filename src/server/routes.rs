@@ -346,6 +346,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let text = state.metrics.render(&ScrapeInputs {
         policy: &state.policies.status(),
         store: &state.view.sync_status(),
+        objects: &state.view.counts(),
     });
     (
         [(
@@ -361,7 +362,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 mod tests {
     use super::*;
     use crate::policy::load::embedded_default;
-    use crate::policy::view::EmptyView;
+    use crate::policy::view::{EmptyView, ObjectCounts};
     use tower::ServiceExt as _;
 
     fn state(max_body_bytes: usize) -> AppState {
@@ -498,6 +499,7 @@ mod tests {
             let metrics = state.metrics.render(&ScrapeInputs {
                 policy: &state.policies.status(),
                 store: &SyncStatus::Synced,
+                objects: &ObjectCounts::default(),
             });
             assert!(
                 metrics.contains(&format!(
