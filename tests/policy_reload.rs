@@ -225,8 +225,10 @@ async fn the_watcher_applies_edits_and_survives_bad_ones() {
     }
     until("load one", || names(&active) == ["one"]).await;
     fs::write(dir.0.join("a.yaml"), "kind: [").unwrap();
+    // `fs::write` is not atomic: the watcher may first see an empty file, then the broken one,
+    // and reject both; what matters is that it rejects and keeps the last good set.
     until("reject the broken edit", || {
-        active.status().reloads_failed == 1
+        active.status().reloads_failed >= 1
     })
     .await;
     assert_eq!(names(&active), ["one"]);
