@@ -80,6 +80,11 @@ pub struct ServeArgs {
     /// answer (by each rule's failure mode) reaches the API server before it gives up.
     #[arg(long, default_value_t = 4000)]
     pub request_timeout_ms: u64,
+    /// After SIGTERM, how long to keep accepting connections while readiness is already false,
+    /// in seconds: endpoints and the API server's routing take a moment to drop a terminating
+    /// pod, and connections refused meanwhile would fail admission calls. SIGINT skips it.
+    #[arg(long, default_value_t = 5)]
+    pub shutdown_delay_seconds: u64,
     /// How long to drain in-flight requests after SIGTERM, in seconds.
     #[arg(long, default_value_t = 20)]
     pub shutdown_grace_seconds: u64,

@@ -1,9 +1,19 @@
-//! The active policy set, shared by the server and swapped atomically on a valid reload.
+//! The active policy set, shared by the server and swapped atomically on a valid reload, and the
+//! directory watcher that feeds it.
 //!
-//! TODO(policy loader): the directory watcher (read → parse → validate → swap) lives here.
+//! Reload = read → parse → validate → swap. An invalid edit (or a directory that vanished) keeps
+//! the last good set active and is recorded in the status (for `/readyz` details and metrics) and
+//! logged once, not on every poll.
+//!
+//! The directory is polled rather than watched with inotify: a ConfigMap mount is updated by the
+//! kubelet swapping the `..data` symlink, which inotify on the files does not report reliably,
+//! and a poll of a handful of small files every second costs nothing.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use crate::policy::load::{digest, parse_sources, PolicyErrors, Source};
 use crate::policy::set::PolicySet;
 
 /// What the last reload attempts did; shown in `/readyz` details and `/metrics`.
@@ -22,6 +32,9 @@ pub struct ReloadStatus {
 struct State {
     active: Arc<PolicySet>,
     status: ReloadStatus,
+    /// What the last rejection was about (a digest of rejected sources, or the read error), so
+    /// the watcher rejects the same bad state once rather than on every poll.
+    rejected: Option<String>,
 }
 
 /// A cheap-to-clone handle on the active policies.
@@ -41,6 +54,7 @@ impl ActivePolicies {
             state: Arc::new(RwLock::new(State {
                 active: Arc::new(initial),
                 status,
+                rejected: None,
             })),
         }
     }
@@ -59,6 +73,7 @@ impl ActivePolicies {
         state.status.active_digest = set.digest().to_owned();
         state.status.last_error = None;
         state.status.reloads_ok += 1;
+        state.rejected = None;
         state.active = Arc::new(set);
     }
 
@@ -76,5 +91,166 @@ impl ActivePolicies {
             .unwrap_or_else(|p| p.into_inner())
             .status
             .clone()
+    }
+
+    fn already_rejected(&self, what: &str) -> bool {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state.rejected.as_deref() == Some(what)
+    }
+
+    fn reject_once(&self, what: String, error: String) {
+        self.reject(error);
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state.rejected = Some(what);
+    }
+
+    /// The directory is back to the active set's sources: nothing to load, nothing wrong.
+    fn recovered(&self) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if state.rejected.take().is_some() {
+            state.status.last_error = None;
+        }
+    }
+}
+
+/// Why a policy directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The directory (or a file in it) could not be read.
+    #[error("cannot read policy directory {}: {source}", .path.display())]
+    Read {
+        /// The path that failed.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The policies are invalid.
+    #[error(transparent)]
+    Invalid(#[from] PolicyErrors),
+}
+
+/// Reads the policy files of `dir`: `*.yaml` and `*.yml` directly in it, in name order, as
+/// `Source`s named `dir/file`.
+///
+/// Hidden entries are skipped: a ConfigMap mount holds `..data` and `..2026_01_02_...` (the
+/// kubelet's real directories) next to top-level symlinks such as `default.yaml ->
+/// ..data/default.yaml`; reading only the symlinks (which `fs::metadata` follows) sees each file
+/// once and sees the atomic `..data` swap as one change. Subdirectories are not read.
+pub fn read_policy_dir(dir: &Path) -> Result<Vec<Source>, ReloadError> {
+    let read_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ReloadError::Read { path, source }
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_error(dir))? {
+        let entry = entry.map_err(read_error(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue; // not UTF-8: cannot be one of ours
+        };
+        let is_policy_file = name.ends_with(".yaml") || name.ends_with(".yml");
+        if name.starts_with('.') || !is_policy_file {
+            continue;
+        }
+        let path = entry.path();
+        // Follows symlinks; a dangling one (mid-swap) is an error, retried on the next poll.
+        let metadata = std::fs::metadata(&path).map_err(read_error(&path))?;
+        if metadata.is_file() {
+            files.push((name.to_owned(), path));
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|(_, path)| {
+            let text = std::fs::read_to_string(&path).map_err(read_error(&path))?;
+            Ok(Source {
+                name: path.display().to_string(),
+                text,
+            })
+        })
+        .collect()
+}
+
+/// Reads, parses and validates `dir` into a set (what `serve` does at start and `policy
+/// validate` reports on).
+pub fn load_policy_dir(dir: &Path) -> Result<PolicySet, ReloadError> {
+    let sources = read_policy_dir(dir)?;
+    Ok(parse_sources(&sources)?)
+}
+
+/// One reload attempt: `Ok(true)` when a new set was activated, `Ok(false)` when the directory
+/// still holds the active set (or a state already rejected), `Err` when this attempt rejected
+/// it (the last good set stays active and the status records why).
+pub fn reload_once(dir: &Path, active: &ActivePolicies) -> Result<bool, ReloadError> {
+    let sources = match read_policy_dir(dir) {
+        Ok(sources) => sources,
+        Err(error) => {
+            let message = error.to_string();
+            if !active.already_rejected(&message) {
+                active.reject_once(message.clone(), message);
+                return Err(error);
+            }
+            return Ok(false);
+        }
+    };
+    let new_digest = digest(&sources);
+    if new_digest == active.current().digest() {
+        active.recovered();
+        return Ok(false);
+    }
+    if active.already_rejected(&new_digest) {
+        return Ok(false);
+    }
+    match parse_sources(&sources) {
+        Ok(set) => {
+            active.activate(set);
+            Ok(true)
+        }
+        Err(errors) => {
+            active.reject_once(new_digest, errors.to_string());
+            Err(ReloadError::Invalid(errors))
+        }
+    }
+}
+
+/// Polls `dir` every `interval` and reloads on change, for the life of the server. Each
+/// outcome is logged once: info with the new digest, or warn with every error (one line each).
+pub async fn watch_policy_dir(dir: PathBuf, active: ActivePolicies, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let (dir_for_task, active_for_task) = (dir.clone(), active.clone());
+        // Reading files blocks; keep it off the request-serving worker threads.
+        let outcome =
+            tokio::task::spawn_blocking(move || reload_once(&dir_for_task, &active_for_task)).await;
+        match outcome {
+            Ok(Ok(true)) => tracing::info!(
+                dir = %dir.display(),
+                digest = %active.current().digest(),
+                policies = active.current().policies().len(),
+                "policies reloaded"
+            ),
+            Ok(Ok(false)) => {}
+            Ok(Err(ReloadError::Invalid(PolicyErrors(errors)))) => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    errors = errors.len(),
+                    active = %active.current().digest(),
+                    "policy change rejected; the last good policies stay active"
+                );
+                for error in errors {
+                    tracing::warn!("policy error: {error}");
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(
+                active = %active.current().digest(),
+                "{error}; the last good policies stay active"
+            ),
+            Err(join_error) => {
+                tracing::error!("policy reload task failed: {join_error}");
+            }
+        }
     }
 }

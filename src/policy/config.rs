@@ -21,8 +21,10 @@ pub const KIND: &str = "RolloutPolicy";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutPolicy {
     /// Must be `rollout-guard.io/v1alpha1`.
+    #[schemars(extend("const" = API_VERSION))]
     pub api_version: String,
     /// Must be `RolloutPolicy`.
+    #[schemars(extend("const" = KIND))]
     pub kind: String,
     /// Name (unique across the directory) and free-form annotations.
     pub metadata: PolicyMetadata,
@@ -35,6 +37,11 @@ pub struct RolloutPolicy {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyMetadata {
     /// Unique name of the policy; shown in audit annotations as the policy that decided.
+    /// A DNS subdomain: lowercase letters, digits, '-' and '.'.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Free-form notes (owner, ticket, ...). Not interpreted.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -66,10 +73,12 @@ pub struct PolicySpec {
 pub struct NamespaceMatch {
     /// Namespaces (names or globs) the policy applies to. Default: all (`["*"]`).
     #[serde(default = "default_namespaces")]
+    #[schemars(inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
     pub namespaces: Vec<String>,
     /// Namespaces (names or globs) excluded even when `namespaces` selects them.
     /// Default: `kube-system`, `kube-public`, `kube-node-lease`.
     #[serde(default = "default_excluded_namespaces")]
+    #[schemars(inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
     pub exclude_namespaces: Vec<String>,
 }
 
@@ -201,6 +210,13 @@ pub struct Rules {
     /// Gateway API HTTPRoutes: weighted splits, backend references and A/B matches.
     #[serde(default)]
     pub http_route: HttpRouteRule,
+    /// Services: blue/green selector switches must point at a version that runs.
+    #[serde(default)]
+    pub blue_green: BlueGreenRule,
+    /// Deployments: label-based canaries (two Deployments behind one Service) must not fight
+    /// over pods and must be reachable.
+    #[serde(default)]
+    pub deployment_siblings: DeploymentSiblingsRule,
 }
 
 /// Which container's image gives the version.
@@ -245,6 +261,7 @@ pub struct VersionLabelRule {
     /// Hex characters of a digest kept when the image is pinned by digest only
     /// (`sha256-<first N>`). Default 12.
     #[serde(default = "default_digest_chars")]
+    #[schemars(range(min = 7, max = 64))]
     pub digest_chars: u8,
 }
 
@@ -291,6 +308,7 @@ pub struct ChangeCauseRule {
     pub format: String,
     /// Longest cause written, in characters; longer ones are cut with `…`. Default 256.
     #[serde(default = "default_change_cause_max")]
+    #[schemars(range(min = 20, max = 1024))]
     pub max_length: u16,
 }
 
@@ -321,7 +339,7 @@ pub enum IntOrPercent {
     /// An absolute number of pods.
     Int(i32),
     /// A percentage of replicas, written `"N%"`.
-    Percent(String),
+    Percent(#[schemars(regex(pattern = r"^[0-9]+%$"))] String),
 }
 
 /// Rolling-update safety rule. Checks: `maxUnavailable`, `maxSurge`, `minReadySeconds`,
@@ -357,21 +375,26 @@ pub struct RollingUpdateRule {
     /// Target minReadySeconds, written where the Deployment has 0; a smaller non-zero value is
     /// less safe. Default 5.
     #[serde(default = "default_min_ready_seconds")]
+    #[schemars(range(min = 0))]
     pub min_ready_seconds: i32,
     /// Target progressDeadlineSeconds, written where the Deployment has the default (600); a
     /// larger value is less safe (a stuck rollout is noticed later). Default 300.
     #[serde(default = "default_progress_deadline_seconds")]
+    #[schemars(range(min = 1))]
     pub progress_deadline_seconds: i32,
     /// Target revisionHistoryLimit, written where the Deployment has the default (10). Default 5.
     #[serde(default = "default_revision_history_limit")]
+    #[schemars(range(min = 0))]
     pub revision_history_limit: i32,
     /// Smallest revisionHistoryLimit a user may choose; below it `kubectl rollout undo` has
     /// nothing to go back to. Default 2.
     #[serde(default = "default_min_revision_history_limit")]
+    #[schemars(range(min = 0))]
     pub min_revision_history_limit: i32,
     /// Namespaces (names or globs) where the Recreate strategy is reported by the
     /// `recreateStrategy` check (it takes every pod down). Default: none.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
     pub recreate_namespaces: Vec<String>,
 }
 
@@ -466,6 +489,44 @@ impl Default for IngressCanaryRule {
     }
 }
 
+/// Blue/green Service rule. Checks: `switchToUnavailable` (an UPDATE changes the value of a
+/// version label in `spec.selector` and no Deployment in the namespace with a pod template
+/// matching the whole new selector is fully available: traffic would go to pods that do not
+/// exist or are not ready), `selectsNothing` (a new or changed selector matches no Deployment's
+/// pod template; a warning only, since Helm creates Services before Deployments),
+/// `podTemplateHash` (the selector uses `pod-template-hash`, which changes with every rollout).
+/// Services without a selector (ExternalName, manually managed endpoints) are not checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlueGreenRule {
+    /// Mode of the rule. Default `enforce`: a switch to a version nobody runs drops traffic, and
+    /// there is nothing to patch (the right selector is the user's choice).
+    #[serde(default = "mode_enforce")]
+    pub mode: Mode,
+    /// Per-check mode overrides.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// When the cluster state is not synced yet. Default `allow` (with a warning); `deny` fails
+    /// closed.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Selector keys that carry the version (a change of their value is a blue/green switch).
+    /// Default `[app.kubernetes.io/version, version]`.
+    #[serde(default = "default_sibling_version_keys")]
+    pub version_label_keys: Vec<String>,
+}
+
+impl Default for BlueGreenRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            version_label_keys: default_sibling_version_keys(),
+        }
+    }
+}
+
 fn default_nginx_class_names() -> Vec<String> {
     vec!["nginx".to_owned()]
 }
@@ -507,6 +568,55 @@ impl Default for HttpRouteRule {
     }
 }
 
+/// Label-based canary rule (two Deployments behind one Service). Checks: `selectorOverlap`
+/// (another Deployment in the namespace selects this one's pods, or this one selects the
+/// other's: both controllers adopt and scale each other's pods), `canaryUnreachable` (a
+/// Deployment with the same app label as a sibling but another version is not selected by a
+/// Service that selects the sibling, so it never receives that Service's traffic; a warning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentSiblingsRule {
+    /// Mode of the rule. Default `enforce`: overlapping selectors make two controllers fight
+    /// over the same pods, and there is nothing to patch (a selector is immutable).
+    #[serde(default = "mode_enforce")]
+    pub mode: Mode,
+    /// Per-check mode overrides.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// When the cluster state is not synced yet. Default `allow` (with a warning); `deny` fails
+    /// closed.
+    #[serde(default)]
+    pub on_error: FailureMode,
+    /// Pod-template label keys naming the application, first present wins.
+    /// Default `[app.kubernetes.io/name, app]`.
+    #[serde(default = "default_app_label_keys")]
+    pub app_label_keys: Vec<String>,
+    /// Pod-template label keys naming the version, first present wins.
+    /// Default `[app.kubernetes.io/version, version]`.
+    #[serde(default = "default_sibling_version_keys")]
+    pub version_label_keys: Vec<String>,
+}
+
+impl Default for DeploymentSiblingsRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+            app_label_keys: default_app_label_keys(),
+            version_label_keys: default_sibling_version_keys(),
+        }
+    }
+}
+
+fn default_sibling_version_keys() -> Vec<String> {
+    vec!["app.kubernetes.io/version".to_owned(), "version".to_owned()]
+}
+
+fn default_app_label_keys() -> Vec<String> {
+    vec!["app.kubernetes.io/name".to_owned(), "app".to_owned()]
+}
+
 fn mode_enforce() -> Mode {
     Mode::Enforce
 }
@@ -525,4 +635,6 @@ rule_settings!(
     RollingUpdateRule,
     IngressCanaryRule,
     HttpRouteRule,
+    BlueGreenRule,
+    DeploymentSiblingsRule,
 );

@@ -2,6 +2,7 @@
 //! patch operations and a verdict out. Nothing in here performs IO.
 
 pub mod config;
+pub mod defaults;
 pub mod engine;
 pub mod finding;
 pub mod gateway;
@@ -10,6 +11,7 @@ pub mod load;
 pub mod objects;
 pub mod patch;
 pub mod rules;
+pub mod schema;
 pub mod set;
 pub mod view;
 

@@ -43,6 +43,13 @@ pub trait ClusterView: Send + Sync {
     /// Whether cross-object answers can be trusted.
     fn sync_status(&self) -> SyncStatus;
 
+    /// Whether the kinds a rule reads (Kubernetes kind names: `Deployment`, `Service`, ...) can be
+    /// trusted. A rule that reads only Deployments should not fail because the HTTPRoute watch
+    /// is broken. Defaults to the whole view's status.
+    fn sync_status_for(&self, _kinds: &[&str]) -> SyncStatus {
+        self.sync_status()
+    }
+
     /// How many objects of each kind the view holds.
     fn counts(&self) -> ObjectCounts {
         ObjectCounts::default()

@@ -10,6 +10,7 @@ use crate::policy::objects::{
     DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
     ReferenceGrantInfo, Selector, ServiceInfo, Shared,
 };
+use crate::store::{StoredKind, StoredObject};
 
 /// A posting list: index key → the objects carrying it.
 #[derive(Debug)]
@@ -289,6 +290,75 @@ impl ClusterIndex {
     /// Removes a Namespace.
     pub fn delete_namespace(&mut self, name: &str) {
         self.namespaces.remove(name);
+    }
+
+    /// Adds or replaces one object of any kind.
+    pub fn apply(&mut self, object: StoredObject) {
+        match object {
+            StoredObject::Deployment(info) => self.apply_deployment(info),
+            StoredObject::Service(info) => self.apply_service(info),
+            StoredObject::Ingress(info) => self.apply_ingress(info),
+            StoredObject::IngressClass(info) => self.apply_ingress_class(info),
+            StoredObject::HttpRoute(info) => self.apply_http_route(info),
+            StoredObject::ReferenceGrant(info) => self.apply_reference_grant(info),
+            StoredObject::Namespace { name, labels } => self.apply_namespace(name, labels),
+        }
+    }
+
+    /// Removes one object of `kind`. Cluster-scoped kinds (IngressClass, Namespace) are keyed by
+    /// `key.name` alone.
+    pub fn delete(&mut self, kind: StoredKind, key: &ObjectKey) {
+        match kind {
+            StoredKind::Deployment => self.delete_deployment(key),
+            StoredKind::Service => self.delete_service(key),
+            StoredKind::Ingress => self.delete_ingress(key),
+            StoredKind::IngressClass => self.delete_ingress_class(&key.name),
+            StoredKind::HttpRoute => self.delete_http_route(key),
+            StoredKind::ReferenceGrant => self.delete_reference_grant(key),
+            StoredKind::Namespace => self.delete_namespace(&key.name),
+        }
+    }
+
+    /// Replaces everything of `kind` with `objects` (objects of other kinds are ignored). Used
+    /// after a watch (re)list: objects deleted while the watch was disconnected must disappear,
+    /// which applying the new list on top of the old contents would not do.
+    pub fn replace_kind(
+        &mut self,
+        kind: StoredKind,
+        objects: impl IntoIterator<Item = StoredObject>,
+    ) {
+        let mut fresh = ClusterIndex::default();
+        for object in objects.into_iter().filter(|o| o.kind() == kind) {
+            fresh.apply(object);
+        }
+        self.adopt_kind(kind, fresh);
+    }
+
+    /// Moves `kind`'s objects and postings out of `other` into `self`, dropping what `self` held
+    /// of that kind. The caller can build `other` without holding any lock, so the swap itself is
+    /// a handful of pointer moves however many objects there are.
+    pub fn adopt_kind(&mut self, kind: StoredKind, mut other: ClusterIndex) {
+        use std::mem::take;
+        match kind {
+            StoredKind::Deployment => {
+                self.deployments = take(&mut other.deployments);
+                self.deployment_selectors = take(&mut other.deployment_selectors);
+                self.deployment_selectors_unindexed =
+                    take(&mut other.deployment_selectors_unindexed);
+            }
+            StoredKind::Service => self.services = take(&mut other.services),
+            StoredKind::Ingress => {
+                self.ingresses = take(&mut other.ingresses);
+                self.ingresses_by_host_path = take(&mut other.ingresses_by_host_path);
+                self.ingresses_by_backend = take(&mut other.ingresses_by_backend);
+            }
+            StoredKind::IngressClass => self.ingress_classes = take(&mut other.ingress_classes),
+            StoredKind::HttpRoute => self.http_routes = take(&mut other.http_routes),
+            StoredKind::ReferenceGrant => {
+                self.reference_grants = take(&mut other.reference_grants);
+            }
+            StoredKind::Namespace => self.namespaces = take(&mut other.namespaces),
+        }
     }
 
     /// Object counts per kind.

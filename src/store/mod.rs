@@ -5,14 +5,20 @@
 //! either way.
 
 pub mod index;
+pub mod watch;
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use serde::Deserialize;
 use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::manifest::{Document, ManifestError};
 
 use crate::policy::objects::{
     DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
@@ -80,6 +86,11 @@ impl StoredKind {
             _ => None,
         }
     }
+
+    /// Whether objects of the kind live in a namespace.
+    pub fn is_namespaced(self) -> bool {
+        !matches!(self, StoredKind::IngressClass | StoredKind::Namespace)
+    }
 }
 
 /// Why an object could not be stored.
@@ -109,6 +120,10 @@ pub enum KindSync {
     Synced,
     /// The watch failed; the text says why. Data from before the failure is kept.
     Broken(String),
+    /// The API server does not serve the kind (its CRD is not installed): held empty and
+    /// counted as synced, so a cluster without Gateway API is not "never ready". The text says
+    /// what was tried.
+    Absent(String),
 }
 
 /// The store: index + sync state.
@@ -148,6 +163,23 @@ impl Store {
             .insert(kind, KindSync::Broken(reason));
     }
 
+    /// Starts tracking `kind` as pending, unless it is tracked already.
+    pub fn expect(&self, kind: StoredKind) {
+        self.sync
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_insert(KindSync::Pending);
+    }
+
+    /// Marks a kind as not served by the API server (CRD absent): empty and synced.
+    pub fn mark_absent(&self, kind: StoredKind, reason: String) {
+        self.sync
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kind, KindSync::Absent(reason));
+    }
+
     /// Sync state per kind (only kinds this store waits for).
     pub fn kind_sync(&self) -> BTreeMap<StoredKind, KindSync> {
         self.sync.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -164,94 +196,285 @@ impl Store {
 
     /// Stores one object given as JSON (a manifest document or a watch event's object).
     pub fn apply_object(&self, object: &Value) -> Result<StoredKind, StoreError> {
-        let api_version = object["apiVersion"].as_str().unwrap_or_default();
-        let kind_name = object["kind"].as_str().unwrap_or_default();
-        let kind = StoredKind::of(api_version, kind_name)
-            .ok_or_else(|| StoreError::UnknownKind(format!("{api_version} {kind_name}")))?;
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default");
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let stored = StoredObject::from_value(object)?;
+        let kind = stored.kind();
+        self.apply(stored);
+        Ok(kind)
+    }
+
+    /// Removes one object given as JSON (only its apiVersion, kind and metadata are read).
+    pub fn delete_object(&self, object: &Value) -> Result<StoredKind, StoreError> {
+        let kind = kind_of(object)?;
+        let (namespace, name) = namespace_and_name(object, kind);
+        self.delete(kind, &ObjectKey::new(namespace, name));
+        Ok(kind)
+    }
+
+    /// Stores one parsed object.
+    pub fn apply(&self, object: StoredObject) {
+        self.write(|i| i.apply(object));
+    }
+
+    /// Removes one object of `kind` (cluster-scoped kinds by `key.name`).
+    pub fn delete(&self, kind: StoredKind, key: &ObjectKey) {
+        self.write(|i| i.delete(kind, key));
+    }
+
+    /// Replaces everything of `kind` with `objects`, atomically for readers: the new contents
+    /// are indexed before the lock is taken, so a relist of 10k objects does not stall reviews.
+    pub fn replace_kind(&self, kind: StoredKind, objects: Vec<StoredObject>) {
+        let mut fresh = ClusterIndex::default();
+        fresh.replace_kind(kind, objects);
+        self.write(|i| i.adopt_kind(kind, fresh));
+    }
+
+    /// An offline store filled from manifest documents (the manifests are the whole cluster, so
+    /// it is synced as soon as it is built). Kinds the store does not keep are skipped silently;
+    /// objects of a kept kind that do not parse, and objects defined twice, come back as
+    /// warnings with `file:line`.
+    pub fn from_documents(documents: &[Document]) -> (Store, Vec<String>) {
+        let store = Store::offline();
+        let mut warnings = Vec::new();
+        let mut seen: BTreeMap<(StoredKind, ObjectKey), String> = BTreeMap::new();
+        for document in documents {
+            let stored = match StoredObject::from_value(&document.value) {
+                Ok(stored) => stored,
+                Err(StoreError::UnknownKind(_)) => continue,
+                Err(error) => {
+                    warnings.push(format!("{}: {error}", document.location()));
+                    continue;
+                }
+            };
+            let id = (stored.kind(), stored.key());
+            if let Some(first) = seen.insert(id.clone(), document.location()) {
+                warnings.push(format!(
+                    "{}: {} {} is also defined at {first}; the later definition is used",
+                    document.location(),
+                    id.0.as_str(),
+                    display_key(id.0, &id.1),
+                ));
+            }
+            store.apply(stored);
+        }
+        (store, warnings)
+    }
+}
+
+/// Reads manifests (files or directories) into an offline store: `serve --objects` and `check`.
+/// `Err` when a path cannot be read or a document is not YAML/JSON; objects that parse as YAML
+/// but not as their kind are returned as warnings (see [`Store::from_documents`]).
+pub fn offline_from_paths(paths: &[PathBuf]) -> Result<(Store, Vec<String>), ManifestError> {
+    let documents = crate::manifest::read_paths(paths)?;
+    Ok(Store::from_documents(&documents))
+}
+
+/// Where `serve`'s cluster state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreSource {
+    /// Manifests given with `--objects` (no cluster contacted).
+    Objects,
+    /// Watchers on the cluster's API server.
+    Cluster,
+    /// No `--objects` and no Kubernetes API configuration found: an empty, synced store, so
+    /// `serve --dev` starts on a laptop without a cluster.
+    NoCluster,
+}
+
+/// The store `serve` runs with.
+#[derive(Debug)]
+pub struct ServeStore {
+    /// The store (hand it to the server as `Arc<dyn ClusterView>`; `/metrics` reads
+    /// [`Store::kind_sync`] and [`ClusterView::counts`]).
+    pub store: Arc<Store>,
+    /// Watch tasks (empty unless `source` is `Cluster`); abort them on shutdown.
+    pub watchers: Vec<JoinHandle<()>>,
+    /// Where the state comes from.
+    pub source: StoreSource,
+    /// Things to log at start-up (unreadable objects, running without a cluster).
+    pub warnings: Vec<String>,
+}
+
+/// The store for `serve`: from `objects` when any are given, else from the cluster, else empty.
+/// `Err` only when `--objects` manifests cannot be read. Must run inside a tokio runtime.
+pub async fn for_serve(objects: &[PathBuf]) -> Result<ServeStore, ManifestError> {
+    if objects.is_empty() {
+        return Ok(live().await);
+    }
+    let (store, warnings) = offline_from_paths(objects)?;
+    Ok(ServeStore {
+        store: Arc::new(store),
+        watchers: Vec::new(),
+        source: StoreSource::Objects,
+        warnings,
+    })
+}
+
+/// Watches the cluster found by `kube::Client::try_default()` (in-cluster service account, else
+/// kubeconfig). Without one the store is empty and synced, with a warning: cross-object rules
+/// then see no other objects. Must run inside a tokio runtime.
+pub async fn live() -> ServeStore {
+    live_with(kube::Client::try_default().await.map_err(|e| e.to_string()))
+}
+
+/// [`live`] with the client (or why there is none) given.
+pub fn live_with(client: Result<kube::Client, String>) -> ServeStore {
+    match client {
+        Ok(client) => {
+            let store = Arc::new(Store::expecting(&StoredKind::ALL));
+            let watchers = watch::spawn_watchers(client, store.clone());
+            ServeStore {
+                store,
+                watchers,
+                source: StoreSource::Cluster,
+                warnings: Vec::new(),
+            }
+        }
+        Err(reason) => ServeStore {
+            store: Arc::new(Store::offline()),
+            watchers: Vec::new(),
+            source: StoreSource::NoCluster,
+            warnings: vec![format!(
+                "no Kubernetes API configuration found ({reason}); cross-object rules see an \
+                 empty cluster. Pass --objects PATH to give them state"
+            )],
+        },
+    }
+}
+
+fn display_key(kind: StoredKind, key: &ObjectKey) -> String {
+    if kind.is_namespaced() {
+        key.to_string()
+    } else {
+        key.name.clone()
+    }
+}
+
+fn kind_of(object: &Value) -> Result<StoredKind, StoreError> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind_name = object["kind"].as_str().unwrap_or_default();
+    StoredKind::of(api_version, kind_name)
+        .ok_or_else(|| StoreError::UnknownKind(format!("{api_version} {kind_name}")))
+}
+
+/// Namespace (empty for cluster-scoped kinds; `default` when a namespaced manifest names none,
+/// as `kubectl apply` would place it) and name of an object.
+fn namespace_and_name(object: &Value, kind: StoredKind) -> (&str, &str) {
+    let metadata = &object["metadata"];
+    let namespace = if kind.is_namespaced() {
+        metadata["namespace"].as_str().unwrap_or("default")
+    } else {
+        ""
+    };
+    (namespace, metadata["name"].as_str().unwrap_or_default())
+}
+
+/// One object as the store keeps it: the slice its kind's rules read, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredObject {
+    /// A Deployment.
+    Deployment(DeploymentInfo),
+    /// A Service.
+    Service(ServiceInfo),
+    /// An Ingress.
+    Ingress(IngressInfo),
+    /// An IngressClass.
+    IngressClass(IngressClassInfo),
+    /// An HTTPRoute.
+    HttpRoute(HttpRouteInfo),
+    /// A ReferenceGrant.
+    ReferenceGrant(ReferenceGrantInfo),
+    /// A Namespace: only its labels are read.
+    Namespace {
+        /// Name.
+        name: String,
+        /// `metadata.labels`.
+        labels: Labels,
+    },
+}
+
+impl StoredObject {
+    /// Parses an object given as JSON with the kind's one parser (see `policy::objects`).
+    pub fn from_value(object: &Value) -> Result<Self, StoreError> {
+        let kind = kind_of(object)?;
+        let (namespace, name) = namespace_and_name(object, kind);
         let invalid = |source| StoreError::Invalid {
             kind: kind.as_str(),
-            name: name.clone(),
+            name: name.to_owned(),
             source,
         };
-        match kind {
+        // Typed parsing borrows nothing from `object`, so the k8s-openapi structs are built from
+        // a deserializer over the value without cloning the whole document first.
+        Ok(match kind {
             StoredKind::Deployment => {
-                let typed: Deployment = serde_json::from_value(object.clone()).map_err(invalid)?;
-                self.write(|i| {
-                    i.apply_deployment(DeploymentInfo::from_deployment(&typed, namespace))
-                });
+                let typed = Deployment::deserialize(object).map_err(invalid)?;
+                StoredObject::Deployment(DeploymentInfo::from_deployment(&typed, namespace))
             }
             StoredKind::Service => {
-                let typed: Service = serde_json::from_value(object.clone()).map_err(invalid)?;
-                self.write(|i| i.apply_service(ServiceInfo::from_service(&typed, namespace)));
+                let typed = Service::deserialize(object).map_err(invalid)?;
+                StoredObject::Service(ServiceInfo::from_service(&typed, namespace))
             }
             StoredKind::Ingress => {
-                let typed: Ingress = serde_json::from_value(object.clone()).map_err(invalid)?;
-                self.write(|i| i.apply_ingress(IngressInfo::from_ingress(&typed, namespace)));
+                let typed = Ingress::deserialize(object).map_err(invalid)?;
+                StoredObject::Ingress(IngressInfo::from_ingress(&typed, namespace))
             }
             StoredKind::IngressClass => {
-                let typed: IngressClass =
-                    serde_json::from_value(object.clone()).map_err(invalid)?;
-                self.write(|i| i.apply_ingress_class(IngressClassInfo::from_ingress_class(&typed)));
+                let typed = IngressClass::deserialize(object).map_err(invalid)?;
+                StoredObject::IngressClass(IngressClassInfo::from_ingress_class(&typed))
             }
             StoredKind::HttpRoute => {
-                self.write(|i| i.apply_http_route(HttpRouteInfo::from_value(object, namespace)));
+                StoredObject::HttpRoute(HttpRouteInfo::from_value(object, namespace))
             }
             StoredKind::ReferenceGrant => {
-                self.write(|i| {
-                    i.apply_reference_grant(ReferenceGrantInfo::from_value(object, namespace))
-                });
+                StoredObject::ReferenceGrant(ReferenceGrantInfo::from_value(object, namespace))
             }
-            StoredKind::Namespace => {
-                let labels: Labels = object["metadata"]["labels"]
+            StoredKind::Namespace => StoredObject::Namespace {
+                name: name.to_owned(),
+                labels: object["metadata"]["labels"]
                     .as_object()
                     .into_iter()
                     .flatten()
                     .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                    .collect();
-                self.write(|i| i.apply_namespace(name.clone(), labels));
-            }
-        }
-        Ok(kind)
+                    .collect(),
+            },
+        })
     }
 
-    /// Removes one object given as JSON.
-    pub fn delete_object(&self, object: &Value) -> Result<StoredKind, StoreError> {
-        let api_version = object["apiVersion"].as_str().unwrap_or_default();
-        let kind_name = object["kind"].as_str().unwrap_or_default();
-        let kind = StoredKind::of(api_version, kind_name)
-            .ok_or_else(|| StoreError::UnknownKind(format!("{api_version} {kind_name}")))?;
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default");
-        let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        let key = ObjectKey::new(namespace, name);
-        self.write(|i| match kind {
-            StoredKind::Deployment => i.delete_deployment(&key),
-            StoredKind::Service => i.delete_service(&key),
-            StoredKind::Ingress => i.delete_ingress(&key),
-            StoredKind::IngressClass => i.delete_ingress_class(name),
-            StoredKind::HttpRoute => i.delete_http_route(&key),
-            StoredKind::ReferenceGrant => i.delete_reference_grant(&key),
-            StoredKind::Namespace => i.delete_namespace(name),
-        });
-        Ok(kind)
+    /// The kind.
+    pub fn kind(&self) -> StoredKind {
+        match self {
+            StoredObject::Deployment(_) => StoredKind::Deployment,
+            StoredObject::Service(_) => StoredKind::Service,
+            StoredObject::Ingress(_) => StoredKind::Ingress,
+            StoredObject::IngressClass(_) => StoredKind::IngressClass,
+            StoredObject::HttpRoute(_) => StoredKind::HttpRoute,
+            StoredObject::ReferenceGrant(_) => StoredKind::ReferenceGrant,
+            StoredObject::Namespace { .. } => StoredKind::Namespace,
+        }
+    }
+
+    /// Namespace and name; the namespace is empty for cluster-scoped kinds.
+    pub fn key(&self) -> ObjectKey {
+        match self {
+            StoredObject::Deployment(info) => info.key.clone(),
+            StoredObject::Service(info) => info.key.clone(),
+            StoredObject::Ingress(info) => info.key.clone(),
+            StoredObject::IngressClass(info) => ObjectKey::new("", info.name.clone()),
+            StoredObject::HttpRoute(info) => info.key.clone(),
+            StoredObject::ReferenceGrant(info) => info.key.clone(),
+            StoredObject::Namespace { name, .. } => ObjectKey::new("", name.clone()),
+        }
     }
 }
 
-impl ClusterView for Store {
-    fn sync_status(&self) -> SyncStatus {
+impl Store {
+    /// The sync status of the tracked kinds for which `include` is true.
+    fn sync_status_where(&self, include: impl Fn(StoredKind) -> bool) -> SyncStatus {
         let sync = self.sync.read().unwrap_or_else(|p| p.into_inner());
         let waiting: Vec<String> = sync
             .iter()
+            .filter(|(kind, _)| include(**kind))
             .filter_map(|(kind, state)| match state {
-                KindSync::Synced => None,
+                KindSync::Synced | KindSync::Absent(_) => None,
                 KindSync::Pending => Some(format!("{} not listed yet", kind.as_str())),
                 KindSync::Broken(reason) => {
                     Some(format!("{} watch broken: {reason}", kind.as_str()))
@@ -263,6 +486,16 @@ impl ClusterView for Store {
         } else {
             SyncStatus::NotSynced(waiting.join(", "))
         }
+    }
+}
+
+impl ClusterView for Store {
+    fn sync_status(&self) -> SyncStatus {
+        self.sync_status_where(|_| true)
+    }
+
+    fn sync_status_for(&self, kinds: &[&str]) -> SyncStatus {
+        self.sync_status_where(|kind| kinds.contains(&kind.as_str()))
     }
 
     fn counts(&self) -> ObjectCounts {
@@ -449,5 +682,238 @@ mod tests {
             }
             SyncStatus::Synced => panic!("expected not synced"),
         }
+    }
+
+    #[test]
+    fn from_documents_skips_unknown_kinds_and_reports_invalid_objects_with_location() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n---\n\
+apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n\
+spec: {replicas: many, selector: {matchLabels: {app: web}}, template: {spec: {containers: []}}}\n---\n\
+apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}}\n---\n\
+apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web2}}\n";
+        let documents = crate::manifest::parse_text(std::path::Path::new("m.yaml"), text).unwrap();
+        let (store, warnings) = Store::from_documents(&documents);
+        assert_eq!(store.sync_status(), SyncStatus::Synced);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("m.yaml:5: Deployment web:"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[1].contains("m.yaml:15: Service shop/web is also defined at m.yaml:10"),
+            "{}",
+            warnings[1]
+        );
+        assert!(store.deployment("shop", "web").is_none());
+        assert_eq!(
+            store.service("shop", "web").unwrap().selector,
+            labels(&[("app", "web2")])
+        );
+    }
+
+    #[test]
+    fn offline_from_paths_reports_unreadable_paths() {
+        let missing = std::path::PathBuf::from("/nonexistent/rollout-guard/objects.yaml");
+        assert!(offline_from_paths(&[missing]).is_err());
+    }
+
+    #[test]
+    fn replace_kind_drops_objects_missing_from_the_relist_and_leaves_other_kinds() {
+        let store = Store::offline();
+        for name in ["a", "b"] {
+            store
+                .apply_object(&deployment(
+                    "shop",
+                    name,
+                    json!({"matchLabels": {"app": name}}),
+                    json!({"app": name}),
+                ))
+                .unwrap();
+        }
+        store
+            .apply_object(&json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"namespace": "shop", "name": "a"}, "spec": {"selector": {"app": "a"}}}))
+            .unwrap();
+        let relisted = StoredObject::from_value(&deployment(
+            "shop",
+            "b",
+            json!({"matchLabels": {"app": "b"}}),
+            json!({"app": "b", "track": "new"}),
+        ))
+        .unwrap();
+        store.replace_kind(StoredKind::Deployment, vec![relisted]);
+        assert!(store.deployment("shop", "a").is_none());
+        assert_eq!(
+            store
+                .deployments_selecting("shop", &labels(&[("app", "a")]))
+                .len(),
+            0,
+            "selector postings of dropped objects must go too"
+        );
+        let track = Selector::from_labels(&labels(&[("track", "new")]));
+        assert_eq!(store.deployments_matching("shop", &track).len(), 1);
+        assert!(store.service("shop", "a").is_some());
+        store.replace_kind(StoredKind::Service, Vec::new());
+        assert_eq!(store.counts().services, 0);
+        assert_eq!(store.counts().deployments, 1);
+    }
+
+    #[test]
+    fn cluster_scoped_kinds_are_deleted_by_name() {
+        let store = Store::offline();
+        let class = json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+            "metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}});
+        let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "shop", "labels": {"team": "a"}}});
+        store.apply_object(&class).unwrap();
+        store.apply_object(&namespace).unwrap();
+        assert!(store.ingress_class("nginx").is_some());
+        store.delete_object(&class).unwrap();
+        store.delete_object(&namespace).unwrap();
+        assert!(store.ingress_class("nginx").is_none());
+        assert!(store.namespace_labels("shop").is_none());
+    }
+
+    #[test]
+    fn absent_kinds_count_as_synced() {
+        let store = Store::expecting(&[StoredKind::HttpRoute, StoredKind::Service]);
+        store.mark_absent(StoredKind::HttpRoute, "404".into());
+        assert!(
+            matches!(store.sync_status(), SyncStatus::NotSynced(r) if r.contains("Service not listed yet"))
+        );
+        store.mark_synced(StoredKind::Service);
+        assert_eq!(store.sync_status(), SyncStatus::Synced);
+    }
+
+    #[test]
+    fn without_a_cluster_serve_gets_an_empty_synced_store_and_a_warning() {
+        let started = live_with(Err("no kubeconfig".into()));
+        assert_eq!(started.source, StoreSource::NoCluster);
+        assert!(started.watchers.is_empty());
+        assert_eq!(started.store.sync_status(), SyncStatus::Synced);
+        assert!(started.warnings[0].contains("no kubeconfig"));
+    }
+
+    /// 10k objects of each kind: every lookup still answers exactly (no timing asserted; this
+    /// guards the postings at scale, e.g. a label pair shared by every object).
+    #[test]
+    fn ten_thousand_objects_per_kind_answer_lookups_correctly() {
+        const N: usize = 10_000;
+        let mut index = ClusterIndex::default();
+        for i in 0..N {
+            let namespace = format!("ns-{}", i % 100);
+            let app = format!("app-{i}");
+            index.apply(StoredObject::Deployment(DeploymentInfo {
+                key: ObjectKey::new(namespace.clone(), app.clone()),
+                selector: Selector::from_labels(&labels(&[("app", &app)])),
+                template_labels: labels(&[("app", &app), ("tier", "web")]),
+                replicas: 1,
+                generation: Some(1),
+                observed_generation: Some(1),
+                status_replicas: 1,
+                updated_replicas: 1,
+                available_replicas: 1,
+            }));
+            index.apply(StoredObject::Service(ServiceInfo {
+                key: ObjectKey::new(namespace.clone(), app.clone()),
+                selector: labels(&[("app", &app)]),
+                ports: Vec::new(),
+                service_type: "ClusterIP".into(),
+            }));
+            index.apply(StoredObject::Ingress(IngressInfo {
+                key: ObjectKey::new(namespace.clone(), app.clone()),
+                created: None,
+                class: Some("nginx".into()),
+                nginx_annotations: BTreeMap::new(),
+                paths: vec![crate::policy::objects::IngressPathInfo {
+                    host: format!("{app}.example.com"),
+                    path: "/".into(),
+                    path_type: "Prefix".into(),
+                    backend: Some(crate::policy::objects::IngressBackendInfo {
+                        service: app.clone(),
+                        port: None,
+                    }),
+                }],
+                default_backend: None,
+            }));
+            index.apply(StoredObject::HttpRoute(HttpRouteInfo {
+                key: ObjectKey::new(namespace.clone(), app.clone()),
+                hostnames: Vec::new(),
+                backends: Vec::new(),
+            }));
+            index.apply(StoredObject::ReferenceGrant(ReferenceGrantInfo {
+                key: ObjectKey::new(namespace.clone(), app.clone()),
+                from: Vec::new(),
+                to: Vec::new(),
+            }));
+            index.apply(StoredObject::IngressClass(IngressClassInfo {
+                name: format!("class-{i}"),
+                controller: "k8s.io/ingress-nginx".into(),
+                is_default: i == 7,
+            }));
+            index.apply(StoredObject::Namespace {
+                name: format!("namespace-{i}"),
+                labels: labels(&[("n", &i.to_string())]),
+            });
+        }
+        let counts = index.counts();
+        assert_eq!(
+            counts,
+            ObjectCounts {
+                deployments: N,
+                services: N,
+                ingresses: N,
+                ingress_classes: N,
+                http_routes: N,
+                reference_grants: N,
+                namespaces: N,
+            }
+        );
+        let one = Selector::from_labels(&labels(&[("app", "app-4242")]));
+        let found = index.deployments_matching("ns-42", &one);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].key.name, "app-4242");
+        assert!(index.deployments_matching("ns-43", &one).is_empty());
+        // A pair every Deployment of the namespace carries.
+        let tier = Selector::from_labels(&labels(&[("tier", "web")]));
+        assert_eq!(index.deployments_matching("ns-42", &tier).len(), N / 100);
+        let pod = labels(&[("app", "app-4242"), ("tier", "web")]);
+        assert_eq!(index.deployments_selecting("ns-42", &pod).len(), 1);
+        assert_eq!(index.services_selecting("ns-42", &pod).len(), 1);
+        assert_eq!(index.ingresses_at("app-9999.example.com", "/").len(), 1);
+        assert_eq!(index.ingresses_with_backend("ns-99", "app-9999").len(), 1);
+        assert_eq!(index.reference_grants("ns-0").len(), N / 100);
+        assert_eq!(index.default_ingress_classes().len(), 1);
+        assert_eq!(
+            index.namespace_labels("namespace-9999"),
+            Some(labels(&[("n", "9999")]))
+        );
+        // Deleting half of a kind keeps the postings exact.
+        for i in (0..N).step_by(2) {
+            index.delete(
+                StoredKind::Deployment,
+                &ObjectKey::new(format!("ns-{}", i % 100), format!("app-{i}")),
+            );
+        }
+        assert_eq!(index.counts().deployments, N / 2);
+        assert_eq!(index.deployments_matching("ns-42", &tier).len(), 0);
+        assert_eq!(index.deployments_matching("ns-43", &tier).len(), N / 100);
+    }
+
+    #[test]
+    fn sync_status_for_looks_only_at_the_kinds_asked_about() {
+        let store = Store::expecting(&[StoredKind::Deployment, StoredKind::HttpRoute]);
+        store.mark_synced(StoredKind::Deployment);
+        store.mark_broken(StoredKind::HttpRoute, "403 Forbidden".into());
+        assert_eq!(
+            store.sync_status_for(&["Deployment", "Service"]),
+            SyncStatus::Synced
+        );
+        assert!(matches!(
+            store.sync_status_for(&["HTTPRoute"]),
+            SyncStatus::NotSynced(reason) if reason.contains("HTTPRoute watch broken: 403")
+        ));
+        assert!(matches!(store.sync_status(), SyncStatus::NotSynced(_)));
     }
 }

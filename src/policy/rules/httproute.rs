@@ -31,6 +31,21 @@ use crate::policy::view::{ClusterView, SyncStatus};
 /// The rule's key under `rules`.
 pub const RULE: &str = "httpRoute";
 
+/// Every check this rule reports (keys of its `checks` in a policy).
+pub const CHECKS: &[&str] = &[
+    "weightRange",
+    "noTraffic",
+    "implicitWeight",
+    "portRequired",
+    "invalidBackend",
+    "crossNamespace",
+    "duplicateBackend",
+    "neverMatches",
+    "regexDialect",
+    "cookieMatch",
+    "ignoredMatch",
+];
+
 /// Largest weight the API allows.
 pub const MAX_WEIGHT: i64 = 1_000_000;
 

@@ -1,7 +1,11 @@
 //! Rules for `apps/v1` Deployments.
 
 pub mod change_cause;
+pub mod image;
+pub mod intstr;
 pub mod rolling_update;
+pub mod siblings;
+pub mod template;
 pub mod version_label;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -29,5 +33,11 @@ pub const RULES: &[RuleEntry<Deployment>] = &[
         phase: RulePhase::Mutating,
         settings: |rules: &Rules| -> &dyn RuleSettings { &rules.rolling_update },
         evaluate: rolling_update::evaluate,
+    },
+    RuleEntry {
+        name: siblings::RULE,
+        phase: RulePhase::Validating,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.deployment_siblings },
+        evaluate: siblings::evaluate,
     },
 ];

@@ -35,6 +35,27 @@ use crate::policy::view::{ClusterView, SyncStatus};
 /// The rule's key under `rules`.
 pub const RULE: &str = "ingressCanary";
 
+/// Every check this rule reports (keys of its `checks` in a policy).
+pub const CHECKS: &[&str] = &[
+    "canaryValue",
+    "notEnabled",
+    "unknownAnnotation",
+    "weight",
+    "weightTotal",
+    "header",
+    "cookie",
+    "noRouting",
+    "missingMain",
+    "duplicateCanary",
+    "sameService",
+    "mainBackendElsewhere",
+    "sharedMainService",
+    "sessionAffinity",
+    "ignoredAnnotations",
+    "backendService",
+    "mainRemoved",
+];
+
 /// `spec.controller` of IngressClasses served by ingress-nginx.
 pub const NGINX_CONTROLLER: &str = "k8s.io/ingress-nginx";
 

@@ -1,0 +1,370 @@
+//! Serving certificate: load and check at start-up, serve through a resolver whose pair a
+//! background task swaps when the files' content changes.
+//!
+//! Why content and not mtime: a Secret mounted by the kubelet is a set of symlinks
+//! (`tls.crt -> ..data/tls.crt`, `..data -> ..2024_01_01_00_00_00.123`); a rotation atomically
+//! re-points `..data`, so the path we were given keeps its mtime (it is a symlink we never
+//! stat) while what it resolves to changes. Re-reading through the path on every poll follows
+//! the new `..data`; hashing the bytes tells whether anything changed.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
+
+use crate::server::metrics::Metrics;
+
+/// Why a certificate/key pair cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why (shown inline, so it is not also a `source` that would print twice).
+        error: std::io::Error,
+    },
+    /// The certificate file is not PEM or holds no certificate.
+    #[error("{path} holds no PEM certificate{detail}")]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+        /// Parser detail, if any.
+        detail: String,
+    },
+    /// The key file holds no PEM private key.
+    #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 or SEC1){detail}")]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+        /// Parser detail, if any.
+        detail: String,
+    },
+    /// The key is not the certificate's.
+    #[error("the private key in {key} does not belong to the certificate in {cert}")]
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// The key or certificate cannot be used (unsupported algorithm, unparsable certificate).
+    #[error("{key} cannot serve {cert}: {error}")]
+    Unusable {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// rustls' reason.
+        error: rustls::Error,
+    },
+    /// The TLS configuration cannot be built.
+    #[error("cannot configure TLS: {0}")]
+    Config(rustls::Error),
+}
+
+/// The certificate and key paths, as given (re-resolved on every read).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The ring provider, chosen explicitly so no process-wide default is needed or guessed.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Raw bytes of both files, read once so that the hash and the parsed pair describe the same
+/// content.
+struct Material {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl Material {
+    fn read(files: &TlsFiles) -> Result<Self, TlsError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|error| TlsError::Read {
+                path: path.to_owned(),
+                error,
+            })
+        };
+        Ok(Self {
+            cert: read(&files.cert)?,
+            key: read(&files.key)?,
+        })
+    }
+
+    fn digest(&self) -> ContentDigest {
+        let mut hasher = Sha256::new();
+        hasher.update((self.cert.len() as u64).to_be_bytes());
+        hasher.update(&self.cert);
+        hasher.update(&self.key);
+        ContentDigest(hasher.finalize().into())
+    }
+
+    fn certified_key(
+        &self,
+        files: &TlsFiles,
+        provider: &CryptoProvider,
+    ) -> Result<CertifiedKey, TlsError> {
+        let chain = CertificateDer::pem_slice_iter(&self.cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::NoCertificate {
+                path: files.cert.clone(),
+                detail: format!(": {e}"),
+            })?;
+        if chain.is_empty() {
+            return Err(TlsError::NoCertificate {
+                path: files.cert.clone(),
+                detail: String::new(),
+            });
+        }
+        let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| TlsError::NoKey {
+            path: files.key.clone(),
+            detail: match e {
+                rustls::pki_types::pem::Error::NoItemsFound => String::new(),
+                other => format!(": {other}"),
+            },
+        })?;
+        CertifiedKey::from_der(chain, key, provider).map_err(|error| match error {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                TlsError::KeyMismatch {
+                    cert: files.cert.clone(),
+                    key: files.key.clone(),
+                }
+            }
+            error => TlsError::Unusable {
+                cert: files.cert.clone(),
+                key: files.key.clone(),
+                error,
+            },
+        })
+    }
+}
+
+/// Identifies the content of both files, so the watcher knows what is being served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentDigest([u8; 32]);
+
+/// A checked pair and the content it came from.
+pub struct Loaded {
+    /// The pair, ready to serve.
+    pub key: CertifiedKey,
+    /// What the files held.
+    pub digest: ContentDigest,
+}
+
+/// Reads and checks the pair: certificate chain parses, key parses, key matches the leaf.
+pub fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<Loaded, TlsError> {
+    let material = Material::read(files)?;
+    Ok(Loaded {
+        key: material.certified_key(files, provider)?,
+        digest: material.digest(),
+    })
+}
+
+/// A hex SHA-256 of the leaf certificate, for logs (matches `openssl x509 -fingerprint -sha256`
+/// up to formatting).
+pub fn leaf_fingerprint(key: &CertifiedKey) -> String {
+    key.cert
+        .first()
+        .map(|leaf| {
+            Sha256::digest(leaf.as_ref())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Hands every handshake the current pair; the reload task swaps it. A connection keeps the
+/// pair it was established with, so swapping never disturbs connections in flight.
+pub struct ReloadingCert {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl fmt::Debug for ReloadingCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReloadingCert").finish_non_exhaustive()
+    }
+}
+
+impl ReloadingCert {
+    /// Starts serving `initial`.
+    pub fn new(initial: CertifiedKey) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(initial)),
+        }
+    }
+
+    fn swap(&self, next: CertifiedKey) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// TLS 1.2 and 1.3 only (rustls has nothing older), ALPN h2 then http/1.1 (the API server
+/// speaks HTTP/2 to webhooks when offered).
+pub fn server_config(
+    resolver: Arc<ReloadingCert>,
+    provider: Arc<CryptoProvider>,
+) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(TlsError::Config)?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// What one poll saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Observation {
+    Content(ContentDigest),
+    Unreadable(String),
+}
+
+/// Polls the files every `interval` until `shutdown` flips, swapping in a new pair when the
+/// content changed and is valid. A bad pair keeps the old one, is logged and counted.
+///
+/// A change is acted on once two consecutive polls read the same content: writers that replace
+/// the two files one after the other (not the kubelet, which swaps both at once) would otherwise
+/// produce a spurious "key does not match" between the two writes.
+pub async fn watch_files(
+    files: TlsFiles,
+    resolver: Arc<ReloadingCert>,
+    provider: Arc<CryptoProvider>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    serving: ContentDigest,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut applied = Observation::Content(serving);
+    let mut previous = applied.clone();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let material = Material::read(&files);
+        let seen = match &material {
+            Ok(material) => Observation::Content(material.digest()),
+            Err(error) => Observation::Unreadable(error.to_string()),
+        };
+        let settled = seen == previous;
+        previous = seen.clone();
+        if !settled || seen == applied {
+            continue;
+        }
+        applied = seen;
+        let result = material.and_then(|m| m.certified_key(&files, &provider));
+        match result {
+            Ok(key) => {
+                tracing::info!(
+                    cert = %files.cert.display(),
+                    sha256 = %leaf_fingerprint(&key),
+                    "serving certificate reloaded"
+                );
+                resolver.swap(key);
+                metrics.record_tls_reload(true);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "serving certificate not reloaded; keeping the previous one");
+                metrics.record_tls_reload(false);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::issue;
+
+    fn write_pair(dir: &Path, cert: &str, key: &str) -> TlsFiles {
+        std::fs::create_dir_all(dir).unwrap();
+        let files = TlsFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        };
+        std::fs::write(&files.cert, cert).unwrap();
+        std::fs::write(&files.key, key).unwrap();
+        files
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rg-tls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn loads_a_matching_pair() {
+        let issued = issue("t", &["localhost".into()], 1, 1).unwrap();
+        let files = write_pair(&temp_dir("ok"), &issued.cert_pem, &issued.key_pem);
+        let key = load(&files, &provider()).unwrap().key;
+        assert_eq!(key.cert.len(), 1);
+        assert_eq!(leaf_fingerprint(&key).len(), 64);
+    }
+
+    #[test]
+    fn refuses_a_key_of_another_certificate_naming_both_files() {
+        let a = issue("a", &["localhost".into()], 1, 1).unwrap();
+        let b = issue("b", &["localhost".into()], 1, 1).unwrap();
+        let files = write_pair(&temp_dir("mismatch"), &a.cert_pem, &b.key_pem);
+        let error = load(&files, &provider()).err().unwrap();
+        let message = error.to_string();
+        assert!(matches!(error, TlsError::KeyMismatch { .. }), "{message}");
+        assert!(
+            message.contains("tls.key") && message.contains("tls.crt"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn names_the_file_that_is_missing_or_not_pem() {
+        let issued = issue("t", &["localhost".into()], 1, 1).unwrap();
+        let dir = temp_dir("bad");
+        let files = write_pair(&dir, "not a certificate", &issued.key_pem);
+        let error = load(&files, &provider()).err().unwrap();
+        assert!(matches!(error, TlsError::NoCertificate { .. }), "{error}");
+        assert!(error.to_string().contains("tls.crt"));
+
+        let files = write_pair(&dir, &issued.cert_pem, "");
+        let error = load(&files, &provider()).err().unwrap();
+        assert!(matches!(error, TlsError::NoKey { .. }), "{error}");
+
+        let missing = TlsFiles {
+            cert: dir.join("absent.crt"),
+            key: files.key.clone(),
+        };
+        let error = load(&missing, &provider()).err().unwrap();
+        assert!(error.to_string().contains("absent.crt"), "{error}");
+    }
+}

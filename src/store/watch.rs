@@ -1,0 +1,352 @@
+//! Live watchers: one task per kind keeps the store in step with the cluster.
+//!
+//! Each task lists then watches one kind cluster-wide (kube-rs `watcher`, no reflector: the
+//! store keeps its own slices and indexes) and turns events into store updates:
+//! - `Init` … `InitApply`* … `InitDone`: the (re)list is collected and replaces the kind's
+//!   contents in one swap, so objects deleted while we were disconnected disappear; then the
+//!   kind is marked synced.
+//! - `Apply` / `Delete`: one object in or out.
+//! - an error: the kind is marked broken with the reason (cross-object rules then answer by their
+//!   `onError`), and after a backoff the watch starts over with a fresh list. Starting over rather
+//!   than letting the watcher resume silently is deliberate: only a completed relist tells us the
+//!   store is trustworthy again, so recovery is observable (`InitDone` → synced) instead of
+//!   guessed from the next event, which in a quiet cluster may never come.
+//!
+//! Gateway API kinds are CRDs. When the API server does not serve them (404 on list, for every
+//! version we know) the kind is held empty and counted as synced ([`KindSync::Absent`]), so a
+//! cluster without Gateway API is not stuck "not synced"; the list is retried periodically and
+//! picked up once the CRD is installed.
+//!
+//! The webhook never calls the API server on the request path: rules only read the store.
+//! RBAC needed (least privilege): `list` and `watch` on deployments (apps), services and
+//! namespaces (core), ingresses and ingressclasses (networking.k8s.io), httproutes and
+//! referencegrants (gateway.networking.k8s.io). Nothing else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use crate::policy::objects::{
+    DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, ObjectKey, ReferenceGrantInfo,
+    ServiceInfo,
+};
+use crate::store::{Store, StoredKind, StoredObject};
+
+/// The API group of Gateway API.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// Versions tried for HTTPRoute, newest first (v1 since Gateway API v1.0; v1beta1 before).
+pub const HTTP_ROUTE_VERSIONS: &[&str] = &["v1", "v1beta1"];
+
+/// Versions tried for ReferenceGrant, newest first (the standard channel serves v1beta1; newer
+/// releases add v1).
+pub const REFERENCE_GRANT_VERSIONS: &[&str] = &["v1", "v1beta1"];
+
+/// Timing of the watch tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchSettings {
+    /// First wait after a failed list or watch; doubled after each further failure.
+    pub backoff_initial: Duration,
+    /// Longest wait between attempts.
+    pub backoff_max: Duration,
+    /// How often a kind whose CRD is absent is listed again.
+    pub rediscover_every: Duration,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self {
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            rediscover_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Starts one watch task per stored kind with the default timing. The tasks run until aborted;
+/// the store reports each kind as pending until its first list completes.
+pub fn spawn_watchers(client: Client, store: Arc<Store>) -> Vec<JoinHandle<()>> {
+    spawn_watchers_with(client, store, WatchSettings::default())
+}
+
+/// [`spawn_watchers`] with explicit timing (tests use short waits).
+pub fn spawn_watchers_with(
+    client: Client,
+    store: Arc<Store>,
+    settings: WatchSettings,
+) -> Vec<JoinHandle<()>> {
+    for kind in StoredKind::ALL {
+        store.expect(kind);
+    }
+    let typed = |kind| (kind, settings, store.clone());
+    vec![
+        spawn(
+            WatchedKind::new(typed(StoredKind::Deployment), Api::all(client.clone())),
+            |d: Deployment| StoredObject::Deployment(DeploymentInfo::from_deployment(&d, "")),
+        ),
+        spawn(
+            WatchedKind::new(typed(StoredKind::Service), Api::all(client.clone())),
+            |s: Service| StoredObject::Service(ServiceInfo::from_service(&s, "")),
+        ),
+        spawn(
+            WatchedKind::new(typed(StoredKind::Ingress), Api::all(client.clone())),
+            |i: Ingress| StoredObject::Ingress(IngressInfo::from_ingress(&i, "")),
+        ),
+        spawn(
+            WatchedKind::new(typed(StoredKind::IngressClass), Api::all(client.clone())),
+            |c: IngressClass| StoredObject::IngressClass(IngressClassInfo::from_ingress_class(&c)),
+        ),
+        spawn(
+            WatchedKind::new(typed(StoredKind::Namespace), Api::all(client.clone())),
+            |n: Namespace| StoredObject::Namespace {
+                name: n.name_any(),
+                labels: n.metadata.labels.unwrap_or_default(),
+            },
+        ),
+        spawn(
+            WatchedKind::crd(
+                typed(StoredKind::HttpRoute),
+                &client,
+                "HTTPRoute",
+                "httproutes",
+                HTTP_ROUTE_VERSIONS,
+            ),
+            |route: DynamicObject| {
+                StoredObject::HttpRoute(HttpRouteInfo::from_value(&spec_only(route), ""))
+            },
+        ),
+        spawn(
+            WatchedKind::crd(
+                typed(StoredKind::ReferenceGrant),
+                &client,
+                "ReferenceGrant",
+                "referencegrants",
+                REFERENCE_GRANT_VERSIONS,
+            ),
+            |grant: DynamicObject| {
+                StoredObject::ReferenceGrant(ReferenceGrantInfo::from_value(&spec_only(grant), ""))
+            },
+        ),
+    ]
+}
+
+/// Keeps the metadata and spec of a CRD object and drops the rest (status, managedFields) before
+/// the slice parser reads it.
+fn spec_only(mut object: DynamicObject) -> Value {
+    let spec = object
+        .data
+        .get_mut("spec")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    json!({
+        "metadata": {
+            "namespace": object.metadata.namespace.take(),
+            "name": object.metadata.name.take(),
+        },
+        "spec": spec,
+    })
+}
+
+/// One kind to watch: the store, its timing, and the API (or, for a CRD, the APIs of each
+/// version to try, newest first).
+struct WatchedKind<K> {
+    kind: StoredKind,
+    settings: WatchSettings,
+    store: Arc<Store>,
+    /// `(apiVersion, Api)` candidates; more than one only for CRDs.
+    apis: Vec<(String, Api<K>)>,
+    /// Whether the API server may legitimately not serve the kind (a CRD).
+    optional: bool,
+}
+
+impl<K> WatchedKind<K> {
+    fn new((kind, settings, store): (StoredKind, WatchSettings, Arc<Store>), api: Api<K>) -> Self {
+        Self {
+            kind,
+            settings,
+            store,
+            apis: vec![(String::new(), api)],
+            optional: false,
+        }
+    }
+}
+
+impl WatchedKind<DynamicObject> {
+    fn crd(
+        (kind, settings, store): (StoredKind, WatchSettings, Arc<Store>),
+        client: &Client,
+        kind_name: &str,
+        plural: &str,
+        versions: &[&str],
+    ) -> Self {
+        let apis = versions
+            .iter()
+            .map(|version| {
+                let gvk = GroupVersionKind::gvk(GATEWAY_GROUP, version, kind_name);
+                let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+                (
+                    format!("{GATEWAY_GROUP}/{version}"),
+                    Api::all_with(client.clone(), &resource),
+                )
+            })
+            .collect();
+        Self {
+            kind,
+            settings,
+            store,
+            apis,
+            optional: true,
+        }
+    }
+}
+
+/// How one run of a watch ended.
+enum Ended {
+    /// Listing failed because the API server does not serve this version (HTTP 404).
+    NotServed(String),
+    /// Anything else; the text is the reason shown in the sync status.
+    Failed(String),
+}
+
+fn spawn<K>(watched: WatchedKind<K>, convert: fn(K) -> StoredObject) -> JoinHandle<()>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    tokio::spawn(run(watched, convert))
+}
+
+/// Exponential backoff between failed attempts, reset by a completed list.
+struct Backoff {
+    next: Duration,
+    initial: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(settings: &WatchSettings) -> Self {
+        Self {
+            next: settings.backoff_initial,
+            initial: settings.backoff_initial,
+            max: settings.backoff_max,
+        }
+    }
+
+    fn step(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+async fn run<K>(watched: WatchedKind<K>, convert: fn(K) -> StoredObject)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let kind = watched.kind;
+    let mut backoff = Backoff::new(&watched.settings);
+    let mut version = 0;
+    loop {
+        let Some((api_version, api)) = watched.apis.get(version) else {
+            return;
+        };
+        match watch_until_failure(&watched, api, convert, &mut backoff).await {
+            Ended::NotServed(reason) if watched.optional => {
+                if version + 1 < watched.apis.len() {
+                    version += 1;
+                    continue;
+                }
+                let tried: Vec<&str> = watched.apis.iter().map(|(v, _)| v.as_str()).collect();
+                let reason = format!(
+                    "not served by the API server (tried {}): {reason}",
+                    tried.join(", ")
+                );
+                if !matches!(
+                    watched.store.kind_sync().get(&kind),
+                    Some(super::KindSync::Absent(_))
+                ) {
+                    tracing::info!(kind = kind.as_str(), %reason, "kind absent; held empty, retried periodically");
+                }
+                watched.store.replace_kind(kind, Vec::new());
+                watched.store.mark_absent(kind, reason);
+                version = 0;
+                tokio::time::sleep(watched.settings.rediscover_every).await;
+            }
+            Ended::NotServed(reason) | Ended::Failed(reason) => {
+                let wait = backoff.step();
+                tracing::warn!(
+                    kind = kind.as_str(),
+                    api_version = %api_version,
+                    %reason,
+                    retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "watch failed; cross-object rules answer by their onError until it relists"
+                );
+                watched.store.mark_broken(kind, reason);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// Lists and watches until the first error.
+async fn watch_until_failure<K>(
+    watched: &WatchedKind<K>,
+    api: &Api<K>,
+    convert: fn(K) -> StoredObject,
+    backoff: &mut Backoff,
+) -> Ended
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let kind = watched.kind;
+    let store = &watched.store;
+    let mut events = std::pin::pin!(watcher::watcher(api.clone(), watcher::Config::default()));
+    // `Some` between Init and InitDone: the relist being collected.
+    let mut listing: Option<Vec<StoredObject>> = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Init) => listing = Some(Vec::new()),
+            Ok(Event::InitApply(object)) => {
+                listing.get_or_insert_with(Vec::new).push(convert(object))
+            }
+            Ok(Event::InitDone) => {
+                let objects = listing.take().unwrap_or_default();
+                let count = objects.len();
+                store.replace_kind(kind, objects);
+                store.mark_synced(kind);
+                backoff.reset();
+                tracing::info!(
+                    kind = kind.as_str(),
+                    objects = count,
+                    "kind listed; watching"
+                );
+            }
+            Ok(Event::Apply(object)) => store.apply(convert(object)),
+            Ok(Event::Delete(object)) => {
+                let key = ObjectKey::new(object.namespace().unwrap_or_default(), object.name_any());
+                store.delete(kind, &key);
+            }
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                if status.code == 404 =>
+            {
+                return Ended::NotServed(status.message.clone());
+            }
+            Err(error) => return Ended::Failed(error.to_string()),
+        }
+    }
+    // `watcher` streams do not end; if one ever does, treat it as a failure and start over.
+    Ended::Failed("watch stream ended".to_owned())
+}

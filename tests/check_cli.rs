@@ -1,0 +1,230 @@
+//! `rollout-guard check` as a user runs it: the real binary over examples/manifests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn check(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .current_dir(repo())
+        .arg("check")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// A scratch file under the system temp dir, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("rollout-guard-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn default_policy_over_the_examples_denies_nothing() {
+    let output = check(&["-f", "examples/manifests"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}\n{}", stderr(&output));
+    let lines: Vec<&str> = text.lines().collect();
+    let line_starting = |prefix: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{text}"))
+            .to_string()
+    };
+    // Mutate never denies: Deployments are allowed, possibly with a patch.
+    for prefix in [
+        "examples/manifests/nginx.yaml:1 Deployment default/nginx-deployment: ",
+        "examples/manifests/helm-recreate.yaml:1 Deployment shop/billing-worker: ",
+        "examples/manifests/all-down.yaml:1 Deployment shop/api: ",
+        "examples/manifests/web-app.yaml:15 Deployment shop/storefront: ",
+    ] {
+        let line = line_starting(prefix);
+        assert!(
+            line.ends_with(": ALLOWED") || line.ends_with(": PATCHED"),
+            "{line}"
+        );
+    }
+    line_starting("examples/manifests/web-app.yaml:1 Service shop/storefront: ");
+    line_starting("examples/manifests/web-app.yaml:41 Ingress shop/storefront: ");
+    line_starting("examples/manifests/web-app.yaml:60 ConfigMap shop/storefront-config: not checked (ConfigMap is not a kind rollout-guard handles)");
+    line_starting("examples/manifests/kube-system.yaml:1 Deployment kube-system/coredns: not checked (namespace kube-system is never intercepted)");
+    // The API server's defaults are applied (and said so) before review.
+    assert!(text.contains("  defaults applied as the API server would before webhooks run: spec.strategy.type, spec.strategy.rollingUpdate.maxUnavailable, spec.strategy.rollingUpdate.maxSurge, spec.revisionHistoryLimit, spec.progressDeadlineSeconds\n"), "{text}");
+    assert!(text.contains("\n8 objects: 0 denied, "), "{text}");
+    assert!(
+        text.contains("(policies: embedded default, digest "),
+        "{text}"
+    );
+}
+
+/// The webhook sees defaulted Deployments, so the default policy's targets replace the API
+/// server's 25% maxUnavailable even though the manifest never mentions it. (Needs the
+/// rolling-update rule.)
+#[test]
+fn defaults_are_what_the_rules_judge() {
+    let output = check(&["-f", "examples/manifests/nginx.yaml"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(
+            "examples/manifests/nginx.yaml:1 Deployment default/nginx-deployment: PATCHED\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  ~ spec.strategy.rollingUpdate.maxUnavailable: \"25%\" → 0\n"),
+        "{text}"
+    );
+}
+
+/// A policy that enforces rolling-update safety denies a rollout that stops every pod, and the
+/// exit code says so. (Needs the rolling-update rule.)
+#[test]
+fn a_denial_exits_1_with_the_reason() {
+    let output = check(&[
+        "-f",
+        "examples/manifests/all-down.yaml",
+        "--policies",
+        "tests/fixtures/policies/strict",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}\n{}", stderr(&output));
+    assert!(
+        text.contains("examples/manifests/all-down.yaml:1 Deployment shop/api: DENIED\n"),
+        "{text}"
+    );
+    assert!(text.contains("  denied [rollingUpdate."), "{text}");
+    assert!(text.contains("\n1 object: 1 denied, "), "{text}");
+}
+
+#[test]
+fn json_output_is_one_document() {
+    let output = check(&["-f", "examples/manifests", "--output", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is one JSON document");
+    let objects = report["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 8);
+    assert_eq!(report["summary"]["objects"], 8);
+    assert_eq!(report["exitCode"], 0);
+    for object in objects {
+        for field in [
+            "location",
+            "kind",
+            "namespace",
+            "name",
+            "allowed",
+            "warnings",
+            "denials",
+            "patch",
+            "exempt",
+            "decision",
+        ] {
+            assert!(object.get(field).is_some(), "{field} missing in {object}");
+        }
+        assert!(object["patch"].is_array());
+    }
+    let config_map = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
+    assert_eq!(config_map["decision"], "not-checked");
+    assert_eq!(config_map["exempt"], "kind");
+    assert_eq!(config_map["location"], "examples/manifests/web-app.yaml:60");
+    let nginx = objects
+        .iter()
+        .find(|o| o["name"] == "nginx-deployment")
+        .unwrap();
+    assert_eq!(nginx["namespace"], "default");
+    assert_eq!(nginx["allowed"], true);
+    assert_eq!(nginx["defaultsApplied"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn yaml_syntax_error_reports_file_and_line_and_exits_2() {
+    let broken = TempFile::new(
+        "broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: [unclosed\n",
+    );
+    let output = check(&["-f", broken.0.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = stderr(&output);
+    // The unclosed list starts on line 8; the parser notices at the end of the file (line 9).
+    let at = |line: usize| format!("{}:{line}: ", broken.0.display());
+    assert!(error.contains(&at(8)) || error.contains(&at(9)), "{error}");
+}
+
+#[test]
+fn unreadable_inputs_exit_2() {
+    let missing = check(&["-f", "examples/manifests/does-not-exist.yaml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("does-not-exist.yaml"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let bad_policies = check(&[
+        "-f",
+        "examples/manifests",
+        "--policies",
+        "tests/fixtures/policies/invalid",
+    ]);
+    assert_eq!(bad_policies.status.code(), Some(2));
+    assert!(
+        stderr(&bad_policies)
+            .contains("structure.yaml:15: spec.rules.rollingUpdate.mode: unknown variant"),
+        "{}",
+        stderr(&bad_policies)
+    );
+
+    let usage = check(&[]);
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "clap reports usage errors with 2"
+    );
+}
+
+#[test]
+fn objects_that_are_not_kubernetes_objects_are_invalid() {
+    let odd = TempFile::new(
+        "odd.yaml",
+        "just: a mapping\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: typed-wrong}\nspec:\n  replicas: many\n",
+    );
+    let output = check(&["-f", odd.0.to_str().unwrap()]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(":1 document: INVALID: not a Kubernetes object"),
+        "{text}"
+    );
+    assert!(
+        text.contains(":3 Deployment default/typed-wrong: INVALID: "),
+        "{text}"
+    );
+}

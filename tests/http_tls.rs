@@ -1,0 +1,902 @@
+//! The real binary over TLS: certificates from `rollout-guard certs generate`, ports picked by
+//! the OS (`127.0.0.1:0`, read back from the start-up banner), a client that trusts only the
+//! generated CA and dials the Service name the API server uses.
+//!
+//! No timed assertions: every wait is a bounded poll for a state change, and failing ones print
+//! the server's log.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use rollout_guard::admission::{review, ReviewContext};
+use rollout_guard::policy::finding::Endpoint;
+use rollout_guard::policy::load::embedded_default;
+use rollout_guard::policy::EmptyView;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rollout-guard");
+const SERVICE: &str = "rollout-guard";
+const NAMESPACE: &str = "rg-system";
+/// The name the API server dials for a webhook Service.
+const HOST: &str = "rollout-guard.rg-system.svc";
+/// Generous bounds for polls; a poll returns as soon as its condition holds.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+const POLL_LIMIT: Duration = Duration::from_secs(20);
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rollout-guard-http-{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a command that must exit by itself, killing it if it does not within the poll limit.
+fn run_to_exit(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > POLL_LIMIT {
+            let _ = child.kill();
+            panic!("{command:?} did not exit");
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `certs generate` into `out`; checks the printed caBundle is base64 of the CA PEM.
+fn generate_certs(out: &Path) {
+    let output = run_to_exit(Command::new(BIN).args([
+        "certs",
+        "generate",
+        "--out",
+        out.to_str().unwrap(),
+        "--service",
+        SERVICE,
+        "--namespace",
+        NAMESPACE,
+        "--days",
+        "2",
+    ]));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "certs generate failed: {output:?}");
+    let bundle = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("caBundle: "))
+        .unwrap_or_else(|| panic!("no caBundle line in:\n{stdout}"));
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(bundle)
+        .unwrap();
+    assert_eq!(decoded, std::fs::read(out.join("ca.pem")).unwrap());
+    #[cfg(unix)]
+    for key in ["tls.key", "ca-key.pem"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(out.join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key} must be private");
+    }
+}
+
+struct Server {
+    child: Child,
+    admission: SocketAddr,
+    admin: SocketAddr,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `serve` on OS-chosen ports with `args` and waits for `/readyz`.
+    async fn start(dir: &TempDir, args: &[&str]) -> Self {
+        let log = dir.path("server.log");
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--namespace", NAMESPACE])
+            .args(args)
+            .env("RUST_LOG", "info,rollout_guard=debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        // The banner prints `  admission  https://ADDR ...` and `  metrics    http://ADDR/metrics`.
+        let stdout = child.stdout.take().unwrap();
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let (mut admission, mut admin) = (None, None);
+        let started = Instant::now();
+        while admission.is_none() || admin.is_none() {
+            match lines_rx.recv_timeout(POLL_INTERVAL) {
+                Ok(line) => {
+                    let mut words = line.split_whitespace();
+                    let label = words.next();
+                    let url = words.next().unwrap_or("");
+                    let addr = url
+                        .trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .trim_end_matches("/metrics");
+                    match label {
+                        Some("admission") => admission = addr.parse().ok(),
+                        Some("metrics") => admin = addr.parse().ok(),
+                        _ => {}
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = child.wait();
+                    panic!(
+                        "server exited before listening:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+            assert!(started.elapsed() < POLL_LIMIT, "no banner from the server");
+        }
+        let server = Self {
+            child,
+            admission: admission.unwrap(),
+            admin: admin.unwrap(),
+            log,
+        };
+        let ready = server
+            .poll(|| async {
+                let response = reqwest::get(server.admin_url("/readyz")).await.ok()?;
+                (response.status() == 200).then_some(())
+            })
+            .await;
+        assert!(ready.is_some(), "never ready:\n{}", server.logs());
+        server
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://{HOST}:{}{path}", self.admission.port())
+    }
+
+    fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Polls `probe` until it yields a value or the limit passes.
+    async fn poll<T, F, Fut>(&self, mut probe: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let started = Instant::now();
+        while started.elapsed() < POLL_LIMIT {
+            if let Some(value) = probe().await {
+                return Some(value);
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        None
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(self.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit by itself.
+    async fn exit_status(&mut self) -> Option<ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < POLL_LIMIT {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh client (no pooled connections) trusting only `cas`, resolving the Service name to
+/// the server, reporting the peer certificate.
+fn client(server: &Server, cas: &[&Path]) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .resolve(HOST, server.admission)
+        .tls_info(true)
+        .pool_max_idle_per_host(0);
+    for ca in cas {
+        let pem = std::fs::read(ca).unwrap();
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+fn leaf_der(cert_pem: &Path) -> Vec<u8> {
+    CertificateDer::from_pem_file(cert_pem).unwrap().to_vec()
+}
+
+/// A Deployment CREATE as the API server sends it to a mutating webhook: after defaulting.
+fn deployment_create(uid: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "name": "web",
+            "namespace": "shop",
+            "operation": "CREATE",
+            "userInfo": {"username": "alice@example.com", "groups": ["system:authenticated"]},
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+            "object": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+                "spec": {
+                    "replicas": 3,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "strategy": {
+                        "type": "RollingUpdate",
+                        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}
+                    },
+                    "revisionHistoryLimit": 10,
+                    "progressDeadlineSeconds": 600,
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {
+                            "containers": [{
+                                "name": "web",
+                                "image": "registry.example.com/shop/web:1.4.2",
+                                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                                "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+                                "terminationMessagePath": "/dev/termination-log",
+                                "terminationMessagePolicy": "File",
+                                "imagePullPolicy": "IfNotPresent"
+                            }],
+                            "restartPolicy": "Always",
+                            "terminationGracePeriodSeconds": 30,
+                            "dnsPolicy": "ClusterFirst",
+                            "schedulerName": "default-scheduler"
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// What the one review path answers for `body`, in process, with the server's configuration.
+fn expected_review(endpoint: Endpoint, body: &[u8]) -> rollout_guard::admission::Reviewed {
+    let policies = embedded_default();
+    review(
+        endpoint,
+        body,
+        &ReviewContext {
+            policies: &policies,
+            view: &EmptyView,
+            own_namespace: Some(NAMESPACE),
+        },
+    )
+    .unwrap()
+}
+
+fn tls_connector(cas: &[&Path], alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots
+            .add(CertificateDer::from_pem_file(ca).unwrap())
+            .unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+async fn raw_tls(server: &Server, ca: &Path, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(server.admission).await.unwrap();
+    tls_connector(&[ca], alpn)
+        .connect(ServerName::try_from(HOST).unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Reads an HTTP/1.1 response to a `Connection: close` request: status and body.
+async fn read_response(stream: &mut TlsStream<TcpStream>) -> (u16, String) {
+    let mut buf = Vec::new();
+    // A peer that closes without close_notify ends the read with an error; keep what arrived.
+    let _ = stream.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP response in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn metric_value(metrics: &str, series: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn answers_admission_reviews_over_tls() {
+    let dir = TempDir::new("admission");
+    generate_certs(&dir.0);
+    let ca = dir.path("ca.pem");
+    let server = Server::start(
+        &dir,
+        &[
+            "--tls-cert",
+            dir.path("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            dir.path("tls.key").to_str().unwrap(),
+            "--max-body-bytes",
+            "65536",
+        ],
+    )
+    .await;
+    let client = client(&server, &[&ca]);
+
+    // Mutate: the answer is exactly what the in-process review path gives.
+    let body = serde_json::to_vec(&deployment_create("7f1e2d3c-0001")).unwrap();
+    let expected = expected_review(Endpoint::Mutate, &body);
+    let response = client
+        .post(server.url("/mutate"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", server.logs());
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "{response:?}"
+    );
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(answer["response"]["uid"], "7f1e2d3c-0001");
+    assert_eq!(
+        answer,
+        serde_json::from_slice::<Value>(&expected.body).unwrap()
+    );
+    if let Some(patch) = answer["response"].get("patch") {
+        // The documented contract (not kube-core's byte array): base64 of a JSON Patch array.
+        assert_eq!(answer["response"]["patchType"], "JSONPatch");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(patch.as_str().expect("patch is a base64 string"))
+            .unwrap();
+        let operations: Value = serde_json::from_slice(&decoded).unwrap();
+        assert!(operations.as_array().is_some_and(|ops| !ops.is_empty()));
+    } else {
+        assert!(expected.verdict.patch.is_empty());
+        assert!(answer["response"].get("patchType").is_none());
+    }
+
+    // Validate: same path, other endpoint.
+    let body = serde_json::to_vec(&deployment_create("7f1e2d3c-0002")).unwrap();
+    let expected_validate = expected_review(Endpoint::Validate, &body);
+    let response = client
+        .post(server.url("/validate"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["response"]["uid"], "7f1e2d3c-0002");
+    assert_eq!(
+        answer,
+        serde_json::from_slice::<Value>(&expected_validate.body).unwrap()
+    );
+
+    // Malformed JSON: 400 with a JSON error.
+    let response = client
+        .post(server.url("/mutate"))
+        .header("content-type", "application/json")
+        .body("{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(error["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a valid AdmissionReview"));
+
+    // Wrong method: 405 naming the allowed one.
+    let response = client.get(server.url("/mutate")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+
+    // Over the limit by declaration: refused before any of the body is sent or read.
+    let mut stream = raw_tls(&server, &ca, &[b"http/1.1"]).await;
+    stream
+        .write_all(
+            format!(
+                "POST /mutate HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 10000000\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (status, body) = read_response(&mut stream).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("larger than 65536 bytes"), "{body}");
+
+    // HTTP/2 is offered by ALPN (the API server uses it when available).
+    let stream = raw_tls(&server, &ca, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    drop(stream);
+
+    // Plain HTTP to the TLS port is refused without harming the server.
+    let mut plain = TcpStream::connect(server.admission).await.unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut ignored = Vec::new();
+    let _ = plain.read_to_end(&mut ignored).await;
+
+    // Health on both ports.
+    let response = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let ready: Value = client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["policy"]["digest"], embedded_default().digest());
+    assert_eq!(ready["store"]["synced"], true);
+    let response = reqwest::get(server.admin_url("/healthz")).await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Metrics on the plain port count what happened.
+    let handshake_failed = server
+        .poll(|| async {
+            let metrics = server.metrics().await;
+            (metric_value(
+                &metrics,
+                "rollout_guard_bad_requests_total{reason=\"tls_handshake\"}",
+            ) >= Some(1))
+            .then_some(metrics)
+        })
+        .await;
+    let metrics =
+        handshake_failed.unwrap_or_else(|| panic!("plain HTTP not counted:\n{}", server.logs()));
+    let reviewed = |endpoint: &str, decision: &str| {
+        format!(
+            "rollout_guard_requests_total{{endpoint=\"{endpoint}\",kind=\"Deployment\",operation=\"CREATE\",decision=\"{decision}\"}}"
+        )
+    };
+    assert_eq!(
+        metric_value(&metrics, &reviewed("mutate", expected.verdict.decision())),
+        Some(1),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            &reviewed("validate", expected_validate.verdict.decision())
+        ),
+        Some(1),
+        "{metrics}"
+    );
+    for (reason, count) in [("malformed", 1), ("method", 1), ("too_large", 1)] {
+        let series = format!("rollout_guard_bad_requests_total{{reason=\"{reason}\"}}");
+        assert_eq!(
+            metric_value(&metrics, &series),
+            Some(count),
+            "{series}\n{metrics}"
+        );
+    }
+    assert_eq!(
+        metric_value(&metrics, "rollout_guard_request_duration_seconds_count{endpoint=\"mutate\"}"),
+        Some(3),
+        "one review, one malformed and one oversized body on /mutate (405 never reaches it):\n{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "rollout_guard_policy_info{{digest=\"{}\"}} 1",
+        embedded_default().digest()
+    )));
+    assert_eq!(
+        metric_value(&metrics, "rollout_guard_store_synced"),
+        Some(1)
+    );
+
+    // And the server still answers after all of that.
+    let response = client
+        .post(server.url("/validate"))
+        .body(serde_json::to_vec(&deployment_create("7f1e2d3c-0003")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// Lays out `pair` the way the kubelet mounts a Secret and atomically re-points `..data`.
+fn kubelet_publish(secret_dir: &Path, version: &str, cert_from: &Path, key_from: &Path) {
+    let data_dir = secret_dir.join(format!("..{version}"));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::copy(cert_from, data_dir.join("tls.crt")).unwrap();
+    std::fs::copy(key_from, data_dir.join("tls.key")).unwrap();
+    let staging = secret_dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&staging);
+    std::os::unix::fs::symlink(format!("..{version}"), &staging).unwrap();
+    std::fs::rename(&staging, secret_dir.join("..data")).unwrap();
+    for file in ["tls.crt", "tls.key"] {
+        let link = secret_dir.join(file);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{file}"), &link).unwrap();
+        }
+    }
+}
+
+async fn served_certificate(server: &Server, cas: &[&Path]) -> Option<Vec<u8>> {
+    let response = client(server, cas)
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .ok()?;
+    (response.status() == 200).then_some(())?;
+    response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()?
+        .peer_certificate()
+        .map(<[u8]>::to_vec)
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn picks_up_a_rotated_certificate_from_a_kubelet_symlink_swap() {
+    let dir = TempDir::new("rotation");
+    let (first, second) = (dir.path("first"), dir.path("second"));
+    generate_certs(&first);
+    generate_certs(&second);
+    let secret = dir.path("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    kubelet_publish(
+        &secret,
+        "v1",
+        &first.join("tls.crt"),
+        &first.join("tls.key"),
+    );
+
+    let mut server = Server::start(
+        &dir,
+        &[
+            "--tls-cert",
+            secret.join("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            secret.join("tls.key").to_str().unwrap(),
+            "--reload-interval-ms",
+            "50",
+        ],
+    )
+    .await;
+    let (first_ca, second_ca) = (first.join("ca.pem"), second.join("ca.pem"));
+    let cas = [first_ca.as_path(), second_ca.as_path()];
+    assert_eq!(
+        served_certificate(&server, &cas).await,
+        Some(leaf_der(&first.join("tls.crt")))
+    );
+
+    // Rotation: the new pair is served on new connections.
+    kubelet_publish(
+        &secret,
+        "v2",
+        &second.join("tls.crt"),
+        &second.join("tls.key"),
+    );
+    std::fs::remove_dir_all(secret.join("..v1")).unwrap();
+    let second_leaf = leaf_der(&second.join("tls.crt"));
+    let rotated = server
+        .poll(|| async {
+            (served_certificate(&server, &cas).await.as_ref() == Some(&second_leaf)).then_some(())
+        })
+        .await;
+    assert!(
+        rotated.is_some(),
+        "rotation not picked up:\n{}",
+        server.logs()
+    );
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "rollout_guard_tls_reloads_total{result=\"ok\"}"),
+        Some(1),
+        "{metrics}"
+    );
+
+    // A broken pair (key of the other certificate) is refused; the good pair stays.
+    kubelet_publish(
+        &secret,
+        "v3",
+        &first.join("tls.crt"),
+        &second.join("tls.key"),
+    );
+    let refused = server
+        .poll(|| async {
+            let metrics = server.metrics().await;
+            (metric_value(
+                &metrics,
+                "rollout_guard_tls_reloads_total{result=\"error\"}",
+            ) == Some(1))
+            .then_some(())
+        })
+        .await;
+    assert!(
+        refused.is_some(),
+        "bad pair not reported:\n{}",
+        server.logs()
+    );
+    assert_eq!(served_certificate(&server, &cas).await, Some(second_leaf));
+    assert!(server.logs().contains("does not belong to the certificate"));
+
+    // Fixing the files recovers without a restart, and requests keep working.
+    kubelet_publish(
+        &secret,
+        "v4",
+        &first.join("tls.crt"),
+        &first.join("tls.key"),
+    );
+    let first_leaf = leaf_der(&first.join("tls.crt"));
+    let recovered = server
+        .poll(|| async {
+            (served_certificate(&server, &cas).await.as_ref() == Some(&first_leaf)).then_some(())
+        })
+        .await;
+    assert!(recovered.is_some(), "{}", server.logs());
+    let response = client(&server, &cas)
+        .post(server.url("/validate"))
+        .body(serde_json::to_vec(&deployment_create("rotation")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(server.child.try_wait().unwrap().is_none());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_turns_unready_keeps_serving_through_the_delay_and_drains_in_flight_requests() {
+    let dir = TempDir::new("sigterm");
+    generate_certs(&dir.0);
+    let ca = dir.path("ca.pem");
+    let mut server = Server::start(
+        &dir,
+        &[
+            "--tls-cert",
+            dir.path("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            dir.path("tls.key").to_str().unwrap(),
+            // Long enough that only the SIGINT below ends it.
+            "--shutdown-delay-seconds",
+            "600",
+            "--shutdown-grace-seconds",
+            "600",
+        ],
+    )
+    .await;
+    let client = client(&server, &[&ca]);
+
+    server.signal("TERM");
+    let unready = server
+        .poll(|| async {
+            let response = reqwest::get(server.admin_url("/readyz")).await.ok()?;
+            (response.status() == 503).then_some(())
+        })
+        .await;
+    assert!(
+        unready.is_some(),
+        "readiness did not turn off:\n{}",
+        server.logs()
+    );
+
+    // During the delay new connections are still served (endpoints may still route here).
+    let response = client
+        .post(server.url("/validate"))
+        .body(serde_json::to_vec(&deployment_create("during-delay")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A request in flight: headers sent, the handler waiting for the body (it asked for it
+    // with 100 Continue), when the drain begins.
+    let body = serde_json::to_vec(&deployment_create("in-flight")).unwrap();
+    let mut stream = raw_tls(&server, &ca, &[b"http/1.1"]).await;
+    stream
+        .write_all(
+            format!(
+                "POST /validate HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).await.unwrap();
+    assert!(interim.starts_with(b"HTTP/1.1 100 Continue"), "{interim:?}");
+
+    // SIGINT cuts the delay short: the listener closes and the drain begins.
+    server.signal("INT");
+    let closed = server
+        .poll(|| async { TcpStream::connect(server.admission).await.err().map(|_| ()) })
+        .await;
+    assert!(closed.is_some(), "listener still open:\n{}", server.logs());
+    // The unfinished request holds the drain open (grace is 600 s): the process must still be
+    // there a moment later. This can only fail when the drain does not wait.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight:\n{}",
+        server.logs()
+    );
+    let response = reqwest::get(server.admin_url("/readyz")).await.unwrap();
+    assert_eq!(
+        response.status(),
+        503,
+        "admin port serves /readyz until the drain ends"
+    );
+
+    stream.write_all(&body).await.unwrap();
+    let (status, answer) = read_response(&mut stream).await;
+    assert_eq!(status, 200, "{answer}\n{}", server.logs());
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["response"]["uid"], "in-flight");
+
+    let exit = server.exit_status().await;
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "{exit:?}\n{}",
+        server.logs()
+    );
+}
+
+#[test]
+fn refuses_to_start_with_a_key_of_another_certificate() {
+    let dir = TempDir::new("mismatch");
+    let (first, second) = (dir.path("first"), dir.path("second"));
+    generate_certs(&first);
+    generate_certs(&second);
+    let output = run_to_exit(Command::new(BIN).args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--tls-cert",
+        first.join("tls.crt").to_str().unwrap(),
+        "--tls-key",
+        second.join("tls.key").to_str().unwrap(),
+    ]));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("does not belong to the certificate")
+            && stderr.contains(&first.join("tls.crt").display().to_string())
+            && stderr.contains(&second.join("tls.key").display().to_string()),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing may listen: {output:?}");
+}
+
+#[test]
+fn refuses_to_start_with_invalid_policies_listing_every_error() {
+    let dir = TempDir::new("policies");
+    generate_certs(&dir.0);
+    let policies = dir.path("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("a.yaml"),
+        "apiVersion: rollout-guard.io/v1alpha1\nkind: RolloutPolicy\nmetadata: {name: a}\nspec: {bogus: 1}\n",
+    )
+    .unwrap();
+    std::fs::write(policies.join("b.yml"), "- just\n- a list\n").unwrap();
+    let output = run_to_exit(Command::new(BIN).args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--tls-cert",
+        dir.path("tls.crt").to_str().unwrap(),
+        "--tls-key",
+        dir.path("tls.key").to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+    ]));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("a.yaml") && stderr.contains("b.yml"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing may listen: {output:?}");
+}
