@@ -108,7 +108,9 @@ fn object(value: &Value) -> Map<String, Value> {
 
 /// Compares two pod templates. `restorable_labels` are template label keys a rule puts back when
 /// the new template lacks them (the version label): their absence is not a change, because
-/// server-side apply drops fields a webhook added and they come straight back.
+/// server-side apply drops fields a webhook added and they come straight back. Nor is their
+/// appearance next to a stored object without them: that is the webhook's own addition seen
+/// again when the API server reinvokes it, and counting it would patch a second time.
 pub fn diff(old: &Deployment, new: &Deployment, restorable_labels: &[String]) -> TemplateDiff {
     let (old, new) = (template_json(old), template_json(new));
     let mut diff = TemplateDiff::default();
@@ -117,10 +119,11 @@ pub fn diff(old: &Deployment, new: &Deployment, restorable_labels: &[String]) ->
     }
     let (old_meta, new_meta) = (member(&old, "metadata"), member(&new, "metadata"));
     let mut old_labels = object(member(old_meta, "labels"));
-    let new_labels = object(member(new_meta, "labels"));
+    let mut new_labels = object(member(new_meta, "labels"));
     for key in restorable_labels {
-        if !new_labels.contains_key(key) {
+        if !new_labels.contains_key(key) || !old_labels.contains_key(key) {
             old_labels.remove(key);
+            new_labels.remove(key);
         }
     }
     if old_labels != new_labels {
@@ -218,5 +221,53 @@ fn diff_containers(diff: &mut TemplateDiff, old: &Value, new: &Value, suffix: &s
         if !new.iter().any(|c| name_of(c) == name) {
             diff.removed.push(format!("{name}{suffix}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_template_labels(labels: Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "web", "image": "web:1.2.3"}]},
+                },
+            },
+        }))
+        .expect("deployment")
+    }
+
+    /// Found by tests/properties.rs: an UPDATE of a Deployment stored without the version label
+    /// got the label from versionLabel, and on reinvocation changeCause saw that label as a user's
+    /// template change and patched a second time (mutate was not idempotent).
+    #[test]
+    fn restorable_labels_count_only_when_their_value_changes() {
+        let keys = ["app.kubernetes.io/version".to_owned()];
+        let without = with_template_labels(json!({"app": "web"}));
+        let v1 = with_template_labels(json!({"app": "web", "app.kubernetes.io/version": "1.2.3"}));
+        let v2 = with_template_labels(json!({"app": "web", "app.kubernetes.io/version": "1.2.4"}));
+        let other = with_template_labels(json!({"app": "web", "tier": "front"}));
+        assert!(
+            diff(&without, &v1, &keys).is_empty(),
+            "added by the webhook"
+        );
+        assert!(
+            diff(&v1, &without, &keys).is_empty(),
+            "dropped by apply, restored"
+        );
+        assert_eq!(
+            diff(&v1, &v2, &keys).other,
+            BTreeSet::from(["labels".to_owned()])
+        );
+        assert_eq!(
+            diff(&without, &other, &keys).other,
+            BTreeSet::from(["labels".to_owned()])
+        );
     }
 }
