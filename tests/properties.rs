@@ -497,8 +497,48 @@ fn check(operation: &str, object: &Value, old_object: &Value) -> Result<(), Test
     Ok(())
 }
 
+/// 48 cases per property by default (seconds); `PROPTEST_CASES=5000` for a longer hunt.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(48);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Guards against a vacuous suite: the generated Deployments must reach the mutating rules, or
+/// "every patch applies" and "mutate is idempotent" would hold trivially.
+#[test]
+fn generated_deployments_get_patched() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let store = store();
+    let policies = embedded_default();
+    let patched = (0..32)
+        .filter(|_| {
+            let object = deployment().new_tree(&mut runner).unwrap().current();
+            let (patch, _) = answer(
+                Endpoint::Mutate,
+                "CREATE",
+                &object,
+                &Value::Null,
+                &policies,
+                &store,
+            )
+            .unwrap();
+            patch.is_some()
+        })
+        .count();
+    assert!(patched > 0, "no generated Deployment was patched");
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn deployment_create(object in deployment()) {
