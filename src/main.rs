@@ -1,5 +1,8 @@
 //! The `rollout-guard` binary: parses the command line and dispatches.
 
+// As in the library (lib.rs): a panic in the webhook process is an outage, so errors are handled.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
