@@ -1,0 +1,302 @@
+//! Generates the benchmark's inputs (run by bench/run.sh):
+//!
+//! ```text
+//! bench-gen bodies  OUT_DIR            AdmissionReview bodies, one file each
+//! bench-gen objects OUT_DIR PER_KIND   cluster state for `serve --objects`: PER_KIND Ingresses,
+//!                                      Services, Deployments and HTTPRoutes (+ an IngressClass)
+//! ```
+//!
+//! Objects are numbered; object `i` lives in namespace `team-{i % 50}` and serves host
+//! `app-{i}.example.com` through Service `web-{i}-v1` and Deployment `web-{i}-v1`. The bodies
+//! refer to object 7, which exists in every state (PER_KIND ≥ 8), so the same request does the
+//! same lookups against 100 objects or 100k and only the index size changes.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+const TARGET: usize = 7;
+
+fn namespace(i: usize) -> String {
+    format!("team-{}", i % 50)
+}
+
+fn write_json(path: &Path, value: &Value) {
+    let text = serde_json::to_vec(value).unwrap_or_default();
+    if let Err(error) = std::fs::write(path, text) {
+        eprintln!("cannot write {}: {error}", path.display());
+        std::process::exit(1);
+    }
+}
+
+/// A Deployment as an API server hands it over after `kubectl apply`: defaulted, with the
+/// last-applied-configuration annotation and managedFields (which is what makes real ones big).
+fn deployment(i: usize, image_tag: &str, replicas: i64) -> Value {
+    let ns = namespace(i);
+    let name = format!("web-{i}-v1");
+    let env: Vec<Value> = (0..40)
+        .map(|n| json!({"name": format!("FEATURE_FLAG_{n:02}"), "value": format!("value-{n}-{}", "x".repeat(n % 7))}))
+        .collect();
+    let container = |cname: &str, image: String, port: i64| {
+        json!({
+            "name": cname,
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+            "env": env,
+            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": port, "scheme": "HTTP"},
+                "periodSeconds": 5, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": port, "scheme": "HTTP"},
+                "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}, {"name": "tmp", "mountPath": "/tmp"}],
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+        })
+    };
+    let spec = json!({
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": format!("web-{i}"), "version": "v1"}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+        "revisionHistoryLimit": 10,
+        "progressDeadlineSeconds": 600,
+        "template": {
+            "metadata": {"labels": {"app": format!("web-{i}"), "version": "v1", "team": ns}},
+            "spec": {
+                "containers": [
+                    container("web", format!("registry.example.com/shop/web:{image_tag}"), 8080),
+                    container("sidecar", "registry.example.com/platform/envoy:1.30.2".to_owned(), 9901),
+                ],
+                "volumes": [{"name": "config", "configMap": {"name": "web-config", "defaultMode": 420}},
+                            {"name": "tmp", "emptyDir": {}}],
+                "restartPolicy": "Always",
+                "terminationGracePeriodSeconds": 30,
+                "dnsPolicy": "ClusterFirst",
+                "securityContext": {"runAsNonRoot": true},
+                "schedulerName": "default-scheduler",
+            },
+        },
+    });
+    let applied = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec});
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": format!("00000000-0000-0000-0000-{i:012}"),
+            "resourceVersion": "123456",
+            "generation": 4,
+            "creationTimestamp": "2024-05-01T10:00:00Z",
+            "labels": {"app": format!("web-{i}"), "version": "v1", "app.kubernetes.io/version": "1.4.2"},
+            "annotations": {
+                "deployment.kubernetes.io/revision": "4",
+                "kubectl.kubernetes.io/last-applied-configuration": applied.to_string(),
+            },
+            "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update",
+                "apiVersion": "apps/v1", "time": "2024-05-01T10:00:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}}],
+        },
+        "spec": spec,
+        "status": {"observedGeneration": 4, "replicas": replicas, "updatedReplicas": replicas,
+                   "readyReplicas": replicas, "availableReplicas": replicas},
+    })
+}
+
+fn service(i: usize, version: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": format!("web-{i}-v1"), "namespace": namespace(i), "labels": {"app": format!("web-{i}")}},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": format!("web-{i}"), "version": version},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+        },
+    })
+}
+
+fn ingress(i: usize, name: &str, service: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace(i), "annotations": annotations,
+                     "creationTimestamp": "2024-05-01T10:00:00Z"},
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{"host": format!("app-{i}.example.com"), "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}],
+        },
+    })
+}
+
+fn http_route(i: usize, weights: (i64, i64)) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": format!("web-{i}"), "namespace": namespace(i)},
+        "spec": {
+            "parentRefs": [{"name": "public", "namespace": "gateways"}],
+            "hostnames": [format!("app-{i}.example.com")],
+            "rules": [{"backendRefs": [
+                {"name": format!("web-{i}-v1"), "port": 80, "weight": weights.0},
+                {"name": format!("web-{i}-v2"), "port": 80, "weight": weights.1}]}],
+        },
+    })
+}
+
+fn review(uid: &str, operation: &str, object: &Value, old_object: Option<&Value>) -> Value {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let resource = format!("{}s", kind.to_lowercase());
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "requestKind": {"group": group, "version": version, "kind": kind},
+            "requestResource": {"group": group, "version": version, "resource": resource},
+            "name": object["metadata"]["name"],
+            "namespace": object["metadata"]["namespace"],
+            "operation": operation,
+            "userInfo": {"username": "system:serviceaccount:argocd:argocd-application-controller",
+                         "uid": "1b9f3c55-7d5e-4a44-a1f5-2f0e1e2a9c01",
+                         "groups": ["system:serviceaccounts", "system:serviceaccounts:argocd", "system:authenticated"]},
+            "object": object,
+            "oldObject": old_object.cloned().unwrap_or(Value::Null),
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": if operation == "CREATE" { "CreateOptions" } else { "UpdateOptions" }},
+        },
+    })
+}
+
+fn bodies(out: &Path) {
+    let i = TARGET;
+    let old = deployment(i, "1.4.2", 4);
+    let new = deployment(i, "1.5.0", 4);
+    let canary = ingress(
+        i,
+        &format!("web-{i}-canary"),
+        &format!("web-{i}-v2"),
+        json!({"nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "10"}),
+    );
+    // Blue/green switch: the Service moves to v2; cross-object lookup of matching Deployments.
+    let svc_old = service(i, "v1");
+    let svc_new = service(i, "v2");
+    let cases = [
+        (
+            "deployment-update",
+            review("b-dep", "UPDATE", &new, Some(&old)),
+        ),
+        (
+            "ingress-canary-create",
+            review("b-ing", "CREATE", &canary, None),
+        ),
+        (
+            "httproute-update",
+            review(
+                "b-rt",
+                "UPDATE",
+                &http_route(i, (90, 10)),
+                Some(&http_route(i, (100, 0))),
+            ),
+        ),
+        (
+            "service-update",
+            review("b-svc", "UPDATE", &svc_new, Some(&svc_old)),
+        ),
+    ];
+    for (name, body) in cases {
+        let path = out.join(format!("{name}.json"));
+        write_json(&path, &body);
+        let object_bytes = serde_json::to_vec(&body["request"]["object"]).map_or(0, |v| v.len());
+        let body_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        println!("{name}: body {body_bytes} bytes (object {object_bytes} bytes)");
+    }
+}
+
+fn objects(out: &Path, per_kind: usize) {
+    let list = |items: Vec<Value>| json!({"apiVersion": "v1", "kind": "List", "items": items});
+    write_json(
+        &out.join("ingressclass.json"),
+        &json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                "metadata": {"name": "nginx", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+                "spec": {"controller": "k8s.io/ingress-nginx"}}),
+    );
+    // Files of 1000 objects: the reader holds one file's text at a time.
+    let chunk = 1000;
+    let kinds: [(&str, &dyn Fn(usize) -> Value); 4] = [
+        ("ingress", &|i| {
+            ingress(i, &format!("web-{i}"), &format!("web-{i}-v1"), json!({}))
+        }),
+        ("service", &|i| service(i, "v1")),
+        ("deployment", &|i| deployment(i, "1.4.2", 4)),
+        ("httproute", &|i| http_route(i, (100, 0))),
+    ];
+    for (kind, make) in kinds {
+        let mut start = 0;
+        while start < per_kind {
+            let end = (start + chunk).min(per_kind);
+            let items: Vec<Value> = (start..end).map(make).collect();
+            write_json(&out.join(format!("{kind}-{start:07}.json")), &list(items));
+            start = end;
+        }
+    }
+    // The v2 Service the canary and the split point at, and a fully available v2 Deployment the
+    // blue/green switch can go to, for the target object only.
+    let mut v2 = deployment(TARGET, "2.0.0", 4);
+    v2["metadata"]["name"] = json!(format!("web-{TARGET}-v2"));
+    for labels in [
+        "/metadata/labels",
+        "/spec/selector/matchLabels",
+        "/spec/template/metadata/labels",
+    ] {
+        if let Some(labels) = v2.pointer_mut(labels) {
+            labels["version"] = json!("v2");
+        }
+    }
+    write_json(
+        &out.join("target-v2.json"),
+        &list(vec![
+            v2,
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": format!("web-{TARGET}-v2"), "namespace": namespace(TARGET)},
+                   "spec": {"selector": {"app": format!("web-{TARGET}"), "version": "v2"},
+                            "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+        ]),
+    );
+    println!("{per_kind} objects of each of 4 kinds in {}", out.display());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || -> ! {
+        eprintln!("usage: bench-gen bodies OUT_DIR | bench-gen objects OUT_DIR PER_KIND");
+        std::process::exit(2)
+    };
+    let out = PathBuf::from(args.get(1).unwrap_or_else(|| usage()));
+    if let Err(error) = std::fs::create_dir_all(&out) {
+        eprintln!("cannot create {}: {error}", out.display());
+        std::process::exit(1);
+    }
+    match args.first().map(String::as_str) {
+        Some("bodies") => bodies(&out),
+        Some("objects") => {
+            let per_kind = args
+                .get(2)
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or_else(|| usage());
+            objects(&out, per_kind.max(TARGET + 1));
+        }
+        _ => usage(),
+    }
+    let _ = std::io::stdout().flush();
+}

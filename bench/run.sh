@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Benchmark: rollout-guard against a no-op webhook on the same stack, in one run.
+#
+#   bench/run.sh            # ~6 minutes after the release build
+#   BENCH_SECONDS=30 bench/run.sh
+#
+# Prints every figure (and keeps a copy in bench/out/run.txt); bench/RESULTS.md records a run.
+# Needs wrk (installed from Debian if missing). Uses ports 18443/19090 (rollout-guard) and
+# 18444 (baseline) on 127.0.0.1. Not part of the test suite: no timed assertions anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=$root/bench/out
+seconds=${BENCH_SECONDS:-15}
+mkdir -p "$out"
+exec > >(tee "$out/run.txt") 2>&1
+
+say() { printf '\n== %s\n' "$*"; }
+
+if ! command -v wrk >/dev/null; then
+  say "installing wrk"
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+
+say "build (release)"
+cargo build --release --bins --examples 2>&1 | tail -1
+bin=$root/target/release/rollout-guard
+gen=$root/target/release/examples/bench-gen
+probe=$root/target/release/examples/bench-probe
+baseline=$root/target/release/examples/baseline-webhook
+
+say "machine"
+echo "nproc: $(nproc)"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "kernel: $(uname -r)"
+echo "rustc: $(rustc --version)"
+echo "wrk: $(wrk -v 2>&1 | head -1)"
+echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (+ local changes)')"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+say "inputs"
+rm -rf "$out/bodies" "$out/objects-"* "$out/policies" "$out/certs"
+"$gen" bodies "$out/bodies"
+"$gen" objects "$out/objects-100" 25 >/dev/null
+"$gen" objects "$out/objects-40k" 10000
+"$gen" objects "$out/objects-100k" 25000 >/dev/null
+echo "objects-100: $(du -sh "$out/objects-100" | cut -f1), objects-40k: $(du -sh "$out/objects-40k" | cut -f1), objects-100k: $(du -sh "$out/objects-100k" | cut -f1) of JSON manifests"
+"$bin" certs generate --out "$out/certs" --service rollout-guard --namespace bench --days 2 >/dev/null
+mkdir -p "$out/policies" && cp policies/*.yaml "$out/policies/"
+host=rollout-guard.bench.svc
+ca=$out/certs/ca.pem
+cert=$out/certs/tls.crt
+key=$out/certs/tls.key
+mixed=(/mutate="$out/bodies/deployment-update.json" /validate="$out/bodies/ingress-canary-create.json"
+       /validate="$out/bodies/httproute-update.json" /validate="$out/bodies/service-update.json")
+cross="/validate=$out/bodies/ingress-canary-create.json,/validate=$out/bodies/service-update.json,/validate=$out/bodies/httproute-update.json"
+mixed_csv=$(IFS=,; echo "${mixed[*]}")
+
+server_pid=""
+# SIGINT: drain and exit at once (SIGTERM would keep accepting for --shutdown-delay-seconds).
+stop() { if [ -n "$server_pid" ]; then kill -INT "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi; }
+trap stop EXIT
+
+# start_rg OBJECTS_DIR: rollout-guard with the repository's policies and that store.
+start_rg() {
+  local started_ns
+  started_ns=$(date +%s%N)
+  KUBECONFIG=/nonexistent RUST_LOG=info "$bin" --log-format json serve --policies "$out/policies" \
+    --tls-cert "$cert" --tls-key "$key" --addr 127.0.0.1:18443 --metrics-addr 127.0.0.1:19090 \
+    --namespace rollout-guard --objects "$1" --reload-interval-ms 10 >"$out/rg.stdout" 2>"$out/rg.log" &
+  server_pid=$!
+  until curl -fs http://127.0.0.1:19090/readyz >/dev/null 2>&1; do
+    kill -0 "$server_pid" 2>/dev/null || { cat "$out/rg.log"; exit 1; }
+    sleep 0.02
+  done
+  echo "ready with $(basename "$1") after $(( ($(date +%s%N) - started_ns) / 1000000 )) ms (store load included)"
+}
+
+start_baseline() {
+  "$baseline" 127.0.0.1:18444 "$cert" "$key" >"$out/baseline.log" 2>&1 &
+  server_pid=$!
+  until curl -fsk --resolve $host:18444:127.0.0.1 https://$host:18444/readyz >/dev/null 2>&1; do
+    kill -0 "$server_pid" 2>/dev/null || { cat "$out/baseline.log"; exit 1; }
+    sleep 0.02
+  done
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+mem() { awk '/VmHWM|VmRSS/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$1/status"; }
+
+# load NAME PORT: wrk at full speed with the mixed bodies; prints and records figures.
+load() {
+  local name=$1 port=$2 before after requests
+  wrk -t1 -c16 -d3s -s bench/post.lua "https://127.0.0.1:$port" -- "${mixed[@]}" >/dev/null
+  before=$(cpu_ticks "$server_pid")
+  wrk -t1 -c16 -d"${seconds}s" --latency -s bench/post.lua "https://127.0.0.1:$port" -- "${mixed[@]}" >"$out/wrk-$name.txt"
+  after=$(cpu_ticks "$server_pid")
+  requests=$(sed -n 's/^bench: requests=\([0-9]*\).*/\1/p' "$out/wrk-$name.txt")
+  grep -E '^bench:|Non-2xx|Socket errors' "$out/wrk-$name.txt" | sed "s/^/$name /"
+  awk -v t=$((after - before)) -v r="$requests" 'BEGIN {printf "%.1f", t * 10000 / (r > 0 ? r : 1)}' >"$out/cpu-$name"
+  awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status" >"$out/hwm-$name"
+  echo "$name cpu_per_request_us=$(cat "$out/cpu-$name")  (server utime+stime $(( (after - before) * 10 )) ms over $requests requests)"
+  echo "$name memory: $(mem "$server_pid")"
+}
+
+rps_of() { sed -n 's/^bench: .*rps=\([0-9.]*\).*/\1/p' "$out/wrk-$1.txt"; }
+
+say "max throughput: wrk -t1 -c16 -d${seconds}s, 4 bodies in turn (Deployment UPDATE → /mutate; Ingress canary CREATE, HTTPRoute UPDATE, Service UPDATE → /validate)"
+start_baseline
+load baseline 18444
+half_baseline=$(awk -v r="$(rps_of baseline)" 'BEGIN {printf "%d", r / 2}')
+say "fixed rate at half of the baseline's max ($half_baseline/s), baseline"
+"$probe" rate "https://127.0.0.1:18444" "$host" "$ca" "$mixed_csv" "$half_baseline" 10
+stop
+
+start_rg "$out/objects-40k"
+load rollout-guard 18443
+half_rg=$(awk -v r="$(rps_of rollout-guard)" 'BEGIN {printf "%d", r / 2}')
+say "fixed rate at half of rollout-guard's max ($half_rg/s), rollout-guard (store: 10k of each kind)"
+"$probe" rate "https://127.0.0.1:18443" "$host" "$ca" "$mixed_csv" "$half_rg" 10
+echo "rollout-guard memory after all load: $(mem "$server_pid")"
+echo "store: $(curl -s http://127.0.0.1:19090/metrics | grep -E '^rollout_guard_store_objects' | tr '\n' ' ')"
+
+say "policy reload (policy dir edit → new digest in /readyz; reloader polls every 10 ms)"
+"$probe" reload 127.0.0.1:19090 "$out/policies/default.yaml" 10
+echo "inside the server (read + parse + validate + swap), reload_us per reload:"
+grep -o '"reload_us":[0-9]*' "$out/rg.log" | cut -d: -f2 | tr '\n' ' '; echo
+stop
+
+say "cross-object latency: Ingress canary CREATE, Service UPDATE, HTTPRoute UPDATE at a fixed 1000/s"
+for objects in objects-100 objects-100k; do
+  start_rg "$out/$objects"
+  "$probe" rate "https://127.0.0.1:18443" "$host" "$ca" "$cross" 1000 10 | sed "s/^/$objects: /"
+  "$probe" rate "https://127.0.0.1:18443" "$host" "$ca" "$cross" 1000 10 | sed "s/^/$objects (again): /"
+  echo "$objects memory: $(mem "$server_pid")"
+  stop
+done
+
+say "cold start without a cluster (spawn → /readyz 200 on the admin port; embedded policy, no --objects)"
+KUBECONFIG=/nonexistent "$probe" ready 127.0.0.1:19090 10 -- "$bin" serve --tls-cert "$cert" --tls-key "$key" \
+  --addr 127.0.0.1:18443 --metrics-addr 127.0.0.1:19090 --namespace rollout-guard
+
+say "ratios (rollout-guard / baseline)"
+awk -v rg="$(rps_of rollout-guard)" -v b="$(rps_of baseline)" 'BEGIN {printf "throughput: %.0f / %.0f = %.2f\n", rg, b, rg / b}'
+for p in p50_us p99_us p999_us; do
+  rgv=$(grep -o "$p=[0-9]*" "$out/wrk-rollout-guard.txt" | cut -d= -f2)
+  bv=$(grep -o "$p=[0-9]*" "$out/wrk-baseline.txt" | cut -d= -f2)
+  awk -v n="$p" -v rg="$rgv" -v b="$bv" 'BEGIN {printf "latency %s at max load: %d / %d = %.2f\n", n, rg, b, rg / b}'
+done
+awk -v rg="$(cat "$out/cpu-rollout-guard")" -v b="$(cat "$out/cpu-baseline")" 'BEGIN {printf "CPU per request: %.1f us / %.1f us = %.2f\n", rg, b, rg / b}'
+awk -v rg="$(cat "$out/hwm-rollout-guard")" -v b="$(cat "$out/hwm-baseline")" 'BEGIN {printf "peak RSS (VmHWM) after max load: %.1f MiB (store: 10k of each kind) / %.1f MiB = %.2f\n", rg, b, rg / b}'
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
