@@ -52,12 +52,8 @@ const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 /// Reads every document under `paths` (directories recursively, in name order so output is
 /// stable). `List` kinds (`kind: List`, `DeploymentList`, ...) are flattened into their items.
 pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<Document>, ManifestError> {
-    let mut files = Vec::new();
-    for path in paths {
-        collect_files(path, &mut files)?;
-    }
     let mut documents = Vec::new();
-    for file in files {
+    for file in files(paths)? {
         let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Io {
             path: file.clone(),
             source,
@@ -65,6 +61,15 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<Document>, ManifestError> {
         documents.extend(parse_text(&file, &text)?);
     }
     Ok(documents)
+}
+
+/// The manifest files under `paths`, in the order [`read_paths`] reads them.
+pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect_files(path, &mut files)?;
+    }
+    Ok(files)
 }
 
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
