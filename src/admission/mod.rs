@@ -187,10 +187,11 @@ impl Target<'_> {
             // Some API servers omit oldObject on DELETE of already-gone objects: nothing to check.
             return Ok(Verdict::exempt("no-object"));
         }
-        let annotations: Option<BTreeMap<String, String>> = object
+        // Borrowed: kubectl's last-applied-configuration alone can be as large as the object.
+        let annotations: Option<&BTreeMap<String, String>> = object
             .as_ref()
             .or(old_object.as_ref())
-            .and_then(|o| o.meta().annotations.clone());
+            .and_then(|o| o.meta().annotations.as_ref());
         let context = Context {
             operation: req.operation.clone(),
             namespace: self.namespace,
@@ -201,7 +202,6 @@ impl Target<'_> {
             policy: self.policy,
             view: self.ctx.view,
         };
-        let annotations = annotations.as_ref();
         Ok(run(rules, &context, self.endpoint, req.object, annotations))
     }
 }

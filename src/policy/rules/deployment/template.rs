@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
 use serde_json::{Map, Value};
 
 /// Template annotation `kubectl rollout restart` sets to the current time.
@@ -41,9 +41,15 @@ pub fn chosen_container<'a>(
         .or_else(|| all.first())
 }
 
-/// True when the template differs between the two objects.
+fn template(deployment: &Deployment) -> Option<&PodTemplateSpec> {
+    deployment.spec.as_ref().map(|spec| &spec.template)
+}
+
+/// True when the template differs between the two objects. Compared as typed values: the same
+/// answer as comparing the JSON (serialisation maps equal values to equal JSON and back), without
+/// serialising two templates on every request.
 pub fn template_changed(new: &Deployment, old: &Deployment) -> bool {
-    template_json(new) != template_json(old)
+    template(new) != template(old)
 }
 
 /// What changed in the pod template between two versions of a Deployment.
@@ -106,17 +112,26 @@ fn object(value: &Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
 
+/// The members of a JSON object, borrowed (none for anything else).
+fn members(value: &Value) -> &Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    value
+        .as_object()
+        .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+}
+
 /// Compares two pod templates. `restorable_labels` are template label keys a rule puts back when
 /// the new template lacks them (the version label): their absence is not a change, because
 /// server-side apply drops fields a webhook added and they come straight back. Nor is their
 /// appearance next to a stored object without them: that is the webhook's own addition seen
 /// again when the API server reinvokes it, and counting it would patch a second time.
 pub fn diff(old: &Deployment, new: &Deployment, restorable_labels: &[String]) -> TemplateDiff {
-    let (old, new) = (template_json(old), template_json(new));
     let mut diff = TemplateDiff::default();
-    if old == new {
+    // Most updates (scale, metadata, a re-apply) leave the template alone: no serialising then.
+    if !template_changed(new, old) {
         return diff;
     }
+    let (old, new) = (template_json(old), template_json(new));
     let (old_meta, new_meta) = (member(&old, "metadata"), member(&new, "metadata"));
     let mut old_labels = object(member(old_meta, "labels"));
     let mut new_labels = object(member(new_meta, "labels"));
@@ -137,7 +152,7 @@ pub fn diff(old: &Deployment, new: &Deployment, restorable_labels: &[String]) ->
     if old_annotations != new_annotations {
         diff.other.insert("annotations".to_owned());
     }
-    let (old_meta_map, new_meta_map) = (object(old_meta), object(new_meta));
+    let (old_meta_map, new_meta_map) = (members(old_meta), members(new_meta));
     let other_metadata_changed = old_meta_map
         .keys()
         .chain(new_meta_map.keys())
@@ -147,7 +162,7 @@ pub fn diff(old: &Deployment, new: &Deployment, restorable_labels: &[String]) ->
         diff.other.insert("metadata".to_owned());
     }
 
-    let (old_spec, new_spec) = (object(member(&old, "spec")), object(member(&new, "spec")));
+    let (old_spec, new_spec) = (members(member(&old, "spec")), members(member(&new, "spec")));
     let spec_keys: BTreeSet<&String> = old_spec.keys().chain(new_spec.keys()).collect();
     for key in spec_keys {
         let (before, after) = (
@@ -192,7 +207,7 @@ fn diff_containers(diff: &mut TemplateDiff, old: &Value, new: &Value, suffix: &s
                 .push(format!("{label} ({})", image_of(container)));
             continue;
         };
-        let (before, after) = (object(before), object(container));
+        let (before, after) = (members(before), members(container));
         let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
         let mut env_changed = false;
         for key in keys {
@@ -202,8 +217,8 @@ fn diff_containers(diff: &mut TemplateDiff, old: &Value, new: &Value, suffix: &s
             match key.as_str() {
                 "image" => diff.images.push(format!(
                     "{label}: {} → {}",
-                    image_of(&Value::Object(before.clone())),
-                    image_of(&Value::Object(after.clone()))
+                    before.get("image").and_then(Value::as_str).unwrap_or(""),
+                    after.get("image").and_then(Value::as_str).unwrap_or("")
                 )),
                 "env" | "envFrom" => env_changed = true,
                 "resources" => diff.resources.push(label.clone()),
