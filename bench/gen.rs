@@ -231,8 +231,9 @@ fn objects(out: &Path, per_kind: usize) {
                 "metadata": {"name": "nginx", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
                 "spec": {"controller": "k8s.io/ingress-nginx"}}),
     );
-    // Files of 1000 objects: the reader holds one file's text at a time.
-    let chunk = 1000;
+    // Files of 100 objects: `serve --objects` reads one file at a time, so loading holds little
+    // beyond the store itself (as watchers, which get objects one by one, would).
+    let chunk = 100;
     let kinds: [(&str, &dyn Fn(usize) -> Value); 4] = [
         ("ingress", &|i| {
             ingress(i, &format!("web-{i}"), &format!("web-{i}-v1"), json!({}))

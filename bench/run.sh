@@ -55,16 +55,18 @@ key=$out/certs/tls.key
 mixed=(/mutate="$out/bodies/deployment-update.json" /validate="$out/bodies/ingress-canary-create.json"
        /validate="$out/bodies/httproute-update.json" /validate="$out/bodies/service-update.json")
 cross="/validate=$out/bodies/ingress-canary-create.json,/validate=$out/bodies/service-update.json,/validate=$out/bodies/httproute-update.json"
-mixed_csv=$(IFS=,; echo "${mixed[*]}")
 
 server_pid=""
-# SIGINT: drain and exit at once (SIGTERM would keep accepting for --shutdown-delay-seconds).
-stop() { if [ -n "$server_pid" ]; then kill -INT "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi; }
+# rollout-guard gets SIGINT: drain and exit at once (SIGTERM would keep accepting for
+# --shutdown-delay-seconds). The baseline gets SIGTERM: background jobs of a script ignore SIGINT.
+server_signal=INT
+stop() { if [ -n "$server_pid" ]; then kill -"$server_signal" "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi; }
 trap stop EXIT
 
 # start_rg OBJECTS_DIR: rollout-guard with the repository's policies and that store.
 start_rg() {
   local started_ns
+  server_signal=INT
   started_ns=$(date +%s%N)
   KUBECONFIG=/nonexistent RUST_LOG=info "$bin" --log-format json serve --policies "$out/policies" \
     --tls-cert "$cert" --tls-key "$key" --addr 127.0.0.1:18443 --metrics-addr 127.0.0.1:19090 \
@@ -78,6 +80,7 @@ start_rg() {
 }
 
 start_baseline() {
+  server_signal=TERM
   "$baseline" 127.0.0.1:18444 "$cert" "$key" >"$out/baseline.log" 2>&1 &
   server_pid=$!
   until curl -fsk --resolve $host:18444:127.0.0.1 https://$host:18444/readyz >/dev/null 2>&1; do
@@ -106,19 +109,30 @@ load() {
 
 rps_of() { sed -n 's/^bench: .*rps=\([0-9.]*\).*/\1/p' "$out/wrk-$1.txt"; }
 
+# paced NAME PORT TARGET_RPS: wrk with a 1 ms pause per request per connection, as many
+# connections as make about TARGET_RPS; prints the rate reached and its latencies.
+paced() {
+  local name=$1 port=$2 target=$3 connections
+  connections=$(( (target + 450) / 900 ))
+  [ "$connections" -ge 1 ] || connections=1
+  wrk -t1 -c"$connections" -d10s --latency -s bench/paced.lua "https://127.0.0.1:$port" -- "${mixed[@]}" >"$out/wrk-$name-paced.txt"
+  echo "$name paced at ~$target/s ($connections connections, 1 ms pause each):"
+  grep -E '^bench:|Non-2xx|Socket errors' "$out/wrk-$name-paced.txt" | sed "s/^/  /"
+}
+
 say "max throughput: wrk -t1 -c16 -d${seconds}s, 4 bodies in turn (Deployment UPDATE → /mutate; Ingress canary CREATE, HTTPRoute UPDATE, Service UPDATE → /validate)"
 start_baseline
 load baseline 18444
 half_baseline=$(awk -v r="$(rps_of baseline)" 'BEGIN {printf "%d", r / 2}')
-say "fixed rate at half of the baseline's max ($half_baseline/s), baseline"
-"$probe" rate "https://127.0.0.1:18444" "$host" "$ca" "$mixed_csv" "$half_baseline" 10
+say "latency at half of the baseline's max throughput"
+paced baseline 18444 "$half_baseline"
 stop
 
 start_rg "$out/objects-40k"
 load rollout-guard 18443
 half_rg=$(awk -v r="$(rps_of rollout-guard)" 'BEGIN {printf "%d", r / 2}')
-say "fixed rate at half of rollout-guard's max ($half_rg/s), rollout-guard (store: 10k of each kind)"
-"$probe" rate "https://127.0.0.1:18443" "$host" "$ca" "$mixed_csv" "$half_rg" 10
+say "latency at half of rollout-guard's max throughput (store: 10k of each kind)"
+paced rollout-guard 18443 "$half_rg"
 echo "rollout-guard memory after all load: $(mem "$server_pid")"
 echo "store: $(curl -s http://127.0.0.1:19090/metrics | grep -E '^rollout_guard_store_objects' | tr '\n' ' ')"
 
