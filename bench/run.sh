@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: rollout-guard against a no-op webhook on the same stack, in one run.
 #
-#   bench/run.sh            # ~6 minutes after the release build
+#   bench/run.sh            # about 5 minutes after the release build
 #   BENCH_SECONDS=30 bench/run.sh
 #
 # Prints every figure (and keeps a copy in bench/out/run.txt); bench/RESULTS.md records a run.
