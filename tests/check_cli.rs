@@ -228,3 +228,19 @@ fn objects_that_are_not_kubernetes_objects_are_invalid() {
         "{text}"
     );
 }
+
+/// The manifests given together are the cluster state: a canary is judged against the main
+/// Ingress in another file of the same run.
+#[test]
+fn cross_object_rules_see_the_other_manifests() {
+    let paired = check(&["-f", "tests/fixtures/check/canary-pair"]);
+    let text = stdout(&paired);
+    assert_eq!(paired.status.code(), Some(0), "{text}\n{}", stderr(&paired));
+    assert!(text.contains("Ingress shop/web-canary: ALLOWED"), "{text}");
+
+    let orphan = check(&["-f", "tests/fixtures/check/canary-without-main"]);
+    let text = stdout(&orphan);
+    assert_eq!(orphan.status.code(), Some(1), "{text}\n{}", stderr(&orphan));
+    assert!(text.contains("Ingress shop/web-canary: DENIED"), "{text}");
+    assert!(text.contains("ingressCanary.missingMain"), "{text}");
+}
