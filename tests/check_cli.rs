@@ -244,3 +244,20 @@ fn cross_object_rules_see_the_other_manifests() {
     assert!(text.contains("Ingress shop/web-canary: DENIED"), "{text}");
     assert!(text.contains("ingressCanary.missingMain"), "{text}");
 }
+
+/// The strategy examples: everything sound is allowed, the broken HTTPRoute is denied for its
+/// regex and warned about its implicit weight.
+#[test]
+fn strategy_examples_get_the_documented_verdicts() {
+    let output = check(&["-f", "examples/strategies"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}\n{}", stderr(&output));
+    assert!(text.contains("HTTPRoute store/search: DENIED"), "{text}");
+    assert!(text.contains("denied [httpRoute.neverMatches]"), "{text}");
+    assert!(text.contains("httpRoute.implicitWeight"), "{text}");
+    assert!(text.contains("90.9%"), "{text}");
+    assert!(text.contains("HTTPRoute store/checkout: ALLOWED"), "{text}");
+    assert!(text.contains("Service shop/shop: ALLOWED"), "{text}");
+    assert!(!text.contains("deploymentSiblings"), "{text}");
+    assert!(text.contains("\n12 objects: 1 denied, "), "{text}");
+}
