@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::policy::yaml::{first_content_line, shift_message_lines, split_documents};
+
 /// One document of a manifest file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
@@ -113,24 +115,28 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestEr
 /// so a `.json` file is one document (or a List).
 pub fn parse_text(file: &Path, text: &str) -> Result<Vec<Document>, ManifestError> {
     let mut documents = Vec::new();
+    let line_count = text.lines().count().max(1);
     for (start_line, chunk) in split_documents(text) {
         let value: Value = match serde_yaml::from_str::<Value>(&chunk) {
             Ok(value) => value,
             Err(error) => {
+                // An error at the end of the input is reported one past the last line.
                 let line = error
                     .location()
-                    .map_or(start_line, |l| start_line + l.line() - 1);
+                    .map_or(start_line, |l| start_line + l.line() - 1)
+                    .min(line_count);
                 return Err(ManifestError::Parse {
                     path: file.to_owned(),
                     line,
-                    message: error.to_string(),
+                    message: shift_message_lines(&error.to_string(), start_line),
                 });
             }
         };
         if value.is_null() {
             continue; // an empty document (comments only, or a trailing `---`)
         }
-        flatten_lists(file, start_line, value, &mut documents);
+        let line = first_content_line(start_line, &chunk);
+        flatten_lists(file, line, value, &mut documents);
     }
     Ok(documents)
 }
@@ -156,35 +162,6 @@ fn flatten_lists(file: &Path, line: usize, value: Value, out: &mut Vec<Document>
     });
 }
 
-/// `(first line of the document's content, text)` for each `---`-separated document.
-fn split_documents(text: &str) -> Vec<(usize, String)> {
-    let mut documents = Vec::new();
-    let mut current = String::new();
-    let mut start = 1;
-    for (index, line) in text.lines().enumerate() {
-        let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-        if is_separator {
-            documents.push((start, std::mem::take(&mut current)));
-            start = index + 2;
-            // `--- {inline}` is rare in manifests; keep what follows the marker on this line.
-            let rest = line.trim_start_matches('-').trim();
-            if !rest.is_empty() && !rest.starts_with('#') {
-                current.push_str(rest);
-                current.push('\n');
-                start = index + 1;
-            }
-        } else if line == "..." {
-            documents.push((start, std::mem::take(&mut current)));
-            start = index + 2;
-        } else {
-            current.push_str(line);
-            current.push('\n');
-        }
-    }
-    documents.push((start, current));
-    documents
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,7 +171,7 @@ mod tests {
         let text = "# header\napiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\n";
         let docs = parse_text(Path::new("x.yaml"), text).unwrap();
         assert_eq!(docs.len(), 2);
-        assert_eq!(docs[0].line, 1);
+        assert_eq!(docs[0].line, 2, "the header comment is skipped");
         assert_eq!(docs[1].line, 7);
         assert_eq!(docs[1].value["metadata"]["name"], "b");
     }

@@ -60,9 +60,9 @@ fn default_policy_over_the_examples_denies_nothing() {
     };
     // Mutate never denies: Deployments are allowed, possibly with a patch.
     for prefix in [
-        "examples/manifests/nginx.yaml:1 Deployment default/nginx-deployment: ",
-        "examples/manifests/helm-recreate.yaml:1 Deployment shop/billing-worker: ",
-        "examples/manifests/all-down.yaml:1 Deployment shop/api: ",
+        "examples/manifests/nginx.yaml:3 Deployment default/nginx-deployment: ",
+        "examples/manifests/helm-recreate.yaml:3 Deployment shop/billing-worker: ",
+        "examples/manifests/all-down.yaml:2 Deployment shop/api: ",
         "examples/manifests/web-app.yaml:15 Deployment shop/storefront: ",
     ] {
         let line = line_starting(prefix);
@@ -71,10 +71,10 @@ fn default_policy_over_the_examples_denies_nothing() {
             "{line}"
         );
     }
-    line_starting("examples/manifests/web-app.yaml:1 Service shop/storefront: ");
+    line_starting("examples/manifests/web-app.yaml:3 Service shop/storefront: ");
     line_starting("examples/manifests/web-app.yaml:41 Ingress shop/storefront: ");
     line_starting("examples/manifests/web-app.yaml:60 ConfigMap shop/storefront-config: not checked (ConfigMap is not a kind rollout-guard handles)");
-    line_starting("examples/manifests/kube-system.yaml:1 Deployment kube-system/coredns: not checked (namespace kube-system is never intercepted)");
+    line_starting("examples/manifests/kube-system.yaml:3 Deployment kube-system/coredns: not checked (namespace kube-system is never intercepted)");
     // The API server's defaults are applied (and said so) before review.
     assert!(text.contains("  defaults applied as the API server would before webhooks run: spec.strategy.type, spec.strategy.rollingUpdate.maxUnavailable, spec.strategy.rollingUpdate.maxSurge, spec.revisionHistoryLimit, spec.progressDeadlineSeconds\n"), "{text}");
     assert!(text.contains("\n8 objects: 0 denied, "), "{text}");
@@ -94,7 +94,7 @@ fn defaults_are_what_the_rules_judge() {
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(
         text.contains(
-            "examples/manifests/nginx.yaml:1 Deployment default/nginx-deployment: PATCHED\n"
+            "examples/manifests/nginx.yaml:3 Deployment default/nginx-deployment: PATCHED\n"
         ),
         "{text}"
     );
@@ -117,7 +117,7 @@ fn a_denial_exits_1_with_the_reason() {
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}\n{}", stderr(&output));
     assert!(
-        text.contains("examples/manifests/all-down.yaml:1 Deployment shop/api: DENIED\n"),
+        text.contains("examples/manifests/all-down.yaml:2 Deployment shop/api: DENIED\n"),
         "{text}"
     );
     assert!(text.contains("  denied [rollingUpdate."), "{text}");
@@ -227,4 +227,37 @@ fn objects_that_are_not_kubernetes_objects_are_invalid() {
         text.contains(":3 Deployment default/typed-wrong: INVALID: "),
         "{text}"
     );
+}
+
+/// The manifests given together are the cluster state: a canary is judged against the main
+/// Ingress in another file of the same run.
+#[test]
+fn cross_object_rules_see_the_other_manifests() {
+    let paired = check(&["-f", "tests/fixtures/check/canary-pair"]);
+    let text = stdout(&paired);
+    assert_eq!(paired.status.code(), Some(0), "{text}\n{}", stderr(&paired));
+    assert!(text.contains("Ingress shop/web-canary: ALLOWED"), "{text}");
+
+    let orphan = check(&["-f", "tests/fixtures/check/canary-without-main"]);
+    let text = stdout(&orphan);
+    assert_eq!(orphan.status.code(), Some(1), "{text}\n{}", stderr(&orphan));
+    assert!(text.contains("Ingress shop/web-canary: DENIED"), "{text}");
+    assert!(text.contains("ingressCanary.missingMain"), "{text}");
+}
+
+/// The strategy examples: everything sound is allowed, the broken HTTPRoute is denied for its
+/// regex and warned about its implicit weight.
+#[test]
+fn strategy_examples_get_the_documented_verdicts() {
+    let output = check(&["-f", "examples/strategies"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}\n{}", stderr(&output));
+    assert!(text.contains("HTTPRoute store/search: DENIED"), "{text}");
+    assert!(text.contains("denied [httpRoute.neverMatches]"), "{text}");
+    assert!(text.contains("httpRoute.implicitWeight"), "{text}");
+    assert!(text.contains("90.9%"), "{text}");
+    assert!(text.contains("HTTPRoute store/checkout: ALLOWED"), "{text}");
+    assert!(text.contains("Service shop/shop: ALLOWED"), "{text}");
+    assert!(!text.contains("deploymentSiblings"), "{text}");
+    assert!(text.contains("\n12 objects: 1 denied, "), "{text}");
 }

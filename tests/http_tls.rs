@@ -900,3 +900,127 @@ fn refuses_to_start_with_invalid_policies_listing_every_error() {
     );
     assert!(output.stdout.is_empty(), "nothing may listen: {output:?}");
 }
+
+/// An Ingress review as the API server sends it to the validating webhook.
+fn ingress_review(uid: &str, operation: &str, ingress: &Value) -> Value {
+    let gvk = json!({"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"});
+    let (object, old_object) = if operation == "DELETE" {
+        (Value::Null, ingress.clone())
+    } else {
+        (ingress.clone(), Value::Null)
+    };
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": gvk,
+            "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+            "name": ingress["metadata"]["name"],
+            "namespace": "shop",
+            "operation": operation,
+            "userInfo": {"username": "alice@example.com"},
+            "object": object,
+            "oldObject": old_object,
+        }
+    })
+}
+
+fn canary_ingress(path: &str) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web-canary", "namespace": "shop", "annotations": {
+            "nginx.ingress.kubernetes.io/canary": "true",
+            "nginx.ingress.kubernetes.io/canary-weight": "10"}},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {
+            "paths": [{"path": path, "pathType": "Prefix",
+                "backend": {"service": {"name": "web-v2", "port": {"number": 80}}}}]}}]}
+    })
+}
+
+/// `serve --objects` gives cross-object rules their state without a cluster: a canary is judged
+/// against the main Ingress and Services in the manifests, over the real HTTPS port.
+#[tokio::test]
+async fn serve_objects_feeds_cross_object_rules_over_https() {
+    let dir = TempDir::new("objects");
+    generate_certs(&dir.0);
+    let ca = dir.path("ca.pem");
+    let state = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check/canary-pair");
+    let server = Server::start(
+        &dir,
+        &[
+            "--tls-cert",
+            dir.path("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            dir.path("tls.key").to_str().unwrap(),
+            "--objects",
+            state.join("services.yaml").to_str().unwrap(),
+        ],
+    )
+    .await;
+    let client = client(&server, &[&ca]);
+    let post = |body: Value| {
+        let request = client
+            .post(server.url("/validate"))
+            .header("content-type", "application/json")
+            .json(&body);
+        async move {
+            let answer: Value = request.send().await.unwrap().json().await.unwrap();
+            answer["response"].clone()
+        }
+    };
+
+    // Only the Services and the class are loaded: the canary has no main Ingress yet.
+    let orphan = post(ingress_review("c-1", "CREATE", &canary_ingress("/"))).await;
+    assert_eq!(orphan["uid"], "c-1");
+    assert_eq!(orphan["allowed"], false, "{orphan}");
+    assert_eq!(orphan["status"]["code"], 403);
+    let message = orphan["status"]["message"].as_str().unwrap();
+    assert!(message.contains("ingressCanary.missingMain"), "{message}");
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "rollout_guard_store_objects{kind=\"Service\"}"),
+        Some(2),
+        "{metrics}"
+    );
+    drop(server);
+
+    // With the main Ingress in the state too, the same canary is allowed, and deleting the main
+    // it leans on is denied.
+    let server = Server::start(
+        &dir,
+        &[
+            "--tls-cert",
+            dir.path("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            dir.path("tls.key").to_str().unwrap(),
+            "--objects",
+            state.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let client = self::client(&server, &[&ca]);
+    let post = |body: Value| {
+        let request = client
+            .post(server.url("/validate"))
+            .header("content-type", "application/json")
+            .json(&body);
+        async move {
+            let answer: Value = request.send().await.unwrap().json().await.unwrap();
+            answer["response"].clone()
+        }
+    };
+    let paired = post(ingress_review("c-2", "CREATE", &canary_ingress("/"))).await;
+    assert_eq!(paired["allowed"], true, "{paired}");
+    let main: Value = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {
+            "paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "web-v1", "port": {"number": 80}}}}]}}]}
+    });
+    let delete = post(ingress_review("c-3", "DELETE", &main)).await;
+    assert_eq!(delete["allowed"], false, "{delete}");
+    let message = delete["status"]["message"].as_str().unwrap();
+    assert!(message.contains("ingressCanary.mainRemoved"), "{message}");
+}

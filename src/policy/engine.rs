@@ -181,29 +181,29 @@ pub fn run<K>(
             continue;
         }
         verdict.rules_run.push(rule.name);
-        let findings = match (rule.evaluate)(ctx) {
-            Ok(findings) => findings,
-            Err(error) => {
-                let source = format!("{}.error", rule.name);
-                let message = match settings.on_error() {
-                    crate::policy::config::FailureMode::Allow => {
-                        format!("{error}; allowed without this check")
-                    }
-                    crate::policy::config::FailureMode::Deny => {
-                        format!("{error}; denied because the rule fails closed (onError: deny), retry shortly")
-                    }
-                };
-                match decide_error(settings.on_error()) {
-                    Outcome::Deny => verdict.denials.push(Denial {
-                        source: source.clone(),
-                        message,
-                    }),
-                    _ => verdict.warnings.push(warning_text(&source, &message)),
-                }
-                verdict.fired.insert(source);
-                continue;
-            }
+        let (findings, error) = match (rule.evaluate)(ctx) {
+            Ok(findings) => (findings, None),
+            Err(mut error) => (error.take_checked(), Some(error)),
         };
+        if let Some(error) = error {
+            let source = format!("{}.error", rule.name);
+            let message = match settings.on_error() {
+                crate::policy::config::FailureMode::Allow => {
+                    format!("{error}; allowed without this check")
+                }
+                crate::policy::config::FailureMode::Deny => {
+                    format!("{error}; denied because the rule fails closed (onError: deny), retry shortly")
+                }
+            };
+            match decide_error(settings.on_error()) {
+                Outcome::Deny => verdict.denials.push(Denial {
+                    source: source.clone(),
+                    message,
+                }),
+                _ => verdict.warnings.push(warning_text(&source, &message)),
+            }
+            verdict.fired.insert(source);
+        }
         for finding in findings {
             let mode = settings.mode_for(finding.check);
             let source = format!("{}.{}", finding.rule, finding.check);

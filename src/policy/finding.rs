@@ -69,14 +69,35 @@ impl Finding {
 
 /// Why a rule could not evaluate. Mapped to allow-with-warning or deny by the rule's
 /// `onError` setting, never to a panic or an HTTP error.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EvalError {
     /// The cluster store has not completed its first sync (or its watch broke).
-    #[error("cluster state is not synced yet ({0})")]
-    NotSynced(String),
+    #[error("cluster state is not synced yet ({reason})")]
+    NotSynced {
+        /// Which kinds are not synced, and why.
+        reason: String,
+        /// Findings of the checks that need no other objects, made before the rule stopped:
+        /// they are reported as usual, so a bad value is caught even before the first sync.
+        checked: Vec<Finding>,
+    },
     /// The object cannot be read the way the rule needs.
     #[error("the object cannot be evaluated: {0}")]
     Unreadable(String),
+}
+
+impl EvalError {
+    /// Not synced, with the findings made so far.
+    pub fn not_synced(reason: String, checked: Vec<Finding>) -> Self {
+        EvalError::NotSynced { reason, checked }
+    }
+
+    /// Splits off the findings made before the rule stopped.
+    pub fn take_checked(&mut self) -> Vec<Finding> {
+        match self {
+            EvalError::NotSynced { checked, .. } => std::mem::take(checked),
+            EvalError::Unreadable(_) => Vec::new(),
+        }
+    }
 }
 
 /// Which webhook endpoint is asking.

@@ -29,6 +29,7 @@ use crate::policy::rules::deployment::{change_cause, rolling_update, siblings, v
 use crate::policy::rules::ingress::canary;
 use crate::policy::rules::{httproute, service};
 use crate::policy::set::PolicySet;
+use crate::policy::yaml::{shift_message_lines, split_documents};
 
 /// One policy file's name and text.
 #[derive(Debug, Clone)]
@@ -363,28 +364,8 @@ fn in_line_order(mut found: Vec<PolicyError>) -> Vec<PolicyError> {
     found
 }
 
-/// serde_yaml's syntax messages say "at line L column C" (sometimes twice: where the problem
-/// was noticed and where the construct began) counting from the document it was given; shift
-/// those lines to lines of the file.
 fn yaml_syntax_message(message: &str, first_line: usize) -> String {
-    const MARK: &str = "at line ";
-    let mut out = String::from("invalid YAML: ");
-    let mut rest = message;
-    while let Some(start) = rest.find(MARK) {
-        let digits_start = start + MARK.len();
-        let digits_len = rest[digits_start..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
-        out.push_str(&rest[..digits_start]);
-        match rest[digits_start..digits_start + digits_len].parse::<usize>() {
-            Ok(line) => out.push_str(&(first_line + line.saturating_sub(1)).to_string()),
-            Err(_) => out.push_str(&rest[digits_start..digits_start + digits_len]),
-        }
-        rest = &rest[digits_start + digits_len..];
-    }
-    out.push_str(rest);
-    out
+    format!("invalid YAML: {}", shift_message_lines(message, first_line))
 }
 
 /// Most serde errors one document may need removed before it deserialises; beyond that the
@@ -557,33 +538,6 @@ fn yaml_scalar(value: &serde_yaml::Value) -> String {
         serde_yaml::Value::Bool(flag) => flag.to_string(),
         other => yaml_type(other).to_owned(),
     }
-}
-
-/// `(first line, text)` of each `---`-separated document. A document marker at column 0 ends a
-/// document in YAML whatever precedes it, so splitting by lines agrees with the parser.
-fn split_documents(text: &str) -> Vec<(usize, String)> {
-    let mut documents = Vec::new();
-    let mut current = String::new();
-    let mut start = 1;
-    for (index, line) in text.lines().enumerate() {
-        let is_separator = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-        if is_separator || line == "..." {
-            documents.push((start, std::mem::take(&mut current)));
-            start = index + 2;
-            let rest = line.trim_start_matches('-').trim();
-            if is_separator && !rest.is_empty() && !rest.starts_with('#') {
-                // `--- {inline: document}`: keep it, starting on this line.
-                current.push_str(rest);
-                current.push('\n');
-                start = index + 1;
-            }
-        } else {
-            current.push_str(line);
-            current.push('\n');
-        }
-    }
-    documents.push((start, current));
-    documents
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ pub mod rules;
 pub mod schema;
 pub mod set;
 pub mod view;
+pub mod yaml;
 
 pub use config::{Mode, RolloutPolicy};
 pub use engine::{Context, RuleEntry, Verdict};

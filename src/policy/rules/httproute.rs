@@ -68,18 +68,27 @@ pub fn evaluate(ctx: &Context<'_, HttpRoute>) -> Result<Vec<Finding>, EvalError>
     let Some(route) = ctx.object else {
         return Ok(Vec::new());
     };
-    if let SyncStatus::NotSynced(reason) = ctx.view.sync_status() {
-        return Err(EvalError::NotSynced(reason));
-    }
     let namespace = route.metadata.namespace.as_deref().unwrap_or(ctx.namespace);
-    let mut findings = Vec::new();
-    for (index, rule) in route.spec.rules.iter().enumerate() {
-        let label = match &rule.name {
+    let labels: Vec<String> = route
+        .spec
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, rule)| match &rule.name {
             Some(name) => format!("rule {name:?}"),
             None => format!("rule {}", index + 1),
-        };
-        check_matches(&label, rule, &mut findings);
-        check_backends(ctx.view, namespace, &label, rule, &mut findings);
+        })
+        .collect();
+    // Matches need no other objects: judged even before the store has synced.
+    let mut findings = Vec::new();
+    for (label, rule) in labels.iter().zip(&route.spec.rules) {
+        check_matches(label, rule, &mut findings);
+    }
+    if let SyncStatus::NotSynced(reason) = ctx.view.sync_status() {
+        return Err(EvalError::not_synced(reason, findings));
+    }
+    for (label, rule) in labels.iter().zip(&route.spec.rules) {
+        check_backends(ctx.view, namespace, label, rule, &mut findings);
     }
     Ok(findings)
 }

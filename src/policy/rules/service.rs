@@ -78,10 +78,10 @@ pub fn evaluate(ctx: &Context<'_, Service>) -> Result<Vec<Finding>, EvalError> {
         ));
     }
 
-    // Everything below reads other objects. (If the store is not synced the podTemplateHash
-    // finding above is dropped with the rest: the not-synced warning or denial stands for all.)
+    // Everything below reads other objects; the podTemplateHash finding above is still
+    // reported when the store is not synced.
     if let SyncStatus::NotSynced(reason) = ctx.view.sync_status_for(READS) {
-        return Err(EvalError::NotSynced(reason));
+        return Err(EvalError::not_synced(reason, findings));
     }
     let selector = Selector::from_labels(&new.selector);
     let matching = ctx.view.deployments_matching(ctx.namespace, &selector);

@@ -37,7 +37,7 @@ pub fn evaluate(ctx: &Context<'_, Deployment>) -> Result<Vec<Finding>, EvalError
         return Ok(Vec::new()); // the API server rejects such a Deployment anyway
     }
     if let SyncStatus::NotSynced(reason) = ctx.view.sync_status_for(READS) {
-        return Err(EvalError::NotSynced(reason));
+        return Err(EvalError::not_synced(reason, Vec::new()));
     }
     let before = match (&ctx.operation, ctx.old_object) {
         (Operation::Update, Some(old)) => Some(DeploymentInfo::from_deployment(old, ctx.namespace)),

@@ -75,7 +75,8 @@ pub fn evaluate(ctx: &Context<'_, Ingress>) -> Result<Vec<Finding>, EvalError> {
         return Ok(Vec::new());
     }
     if let SyncStatus::NotSynced(reason) = ctx.view.sync_status() {
-        return Err(EvalError::NotSynced(reason));
+        // Which Ingresses count as ingress-nginx's is itself cluster state (IngressClasses).
+        return Err(EvalError::not_synced(reason, Vec::new()));
     }
     let checker = Checker {
         view: ctx.view,
