@@ -938,6 +938,21 @@ fn canary_ingress(path: &str) -> Value {
     })
 }
 
+/// POSTs a review to `/validate` and returns its `response`.
+async fn validate(server: &Server, ca: &Path, body: Value) -> Value {
+    let answer: Value = client(server, &[ca])
+        .post(server.url("/validate"))
+        .header("content-type", "application/json")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["response"].clone()
+}
+
 /// `serve --objects` gives cross-object rules their state without a cluster: a canary is judged
 /// against the main Ingress and Services in the manifests, over the real HTTPS port.
 #[tokio::test]
@@ -958,17 +973,7 @@ async fn serve_objects_feeds_cross_object_rules_over_https() {
         ],
     )
     .await;
-    let client = client(&server, &[&ca]);
-    let post = |body: Value| {
-        let request = client
-            .post(server.url("/validate"))
-            .header("content-type", "application/json")
-            .json(&body);
-        async move {
-            let answer: Value = request.send().await.unwrap().json().await.unwrap();
-            answer["response"].clone()
-        }
-    };
+    let post = |body: Value| validate(&server, &ca, body);
 
     // Only the Services and the class are loaded: the canary has no main Ingress yet.
     let orphan = post(ingress_review("c-1", "CREATE", &canary_ingress("/"))).await;
@@ -999,17 +1004,7 @@ async fn serve_objects_feeds_cross_object_rules_over_https() {
         ],
     )
     .await;
-    let client = self::client(&server, &[&ca]);
-    let post = |body: Value| {
-        let request = client
-            .post(server.url("/validate"))
-            .header("content-type", "application/json")
-            .json(&body);
-        async move {
-            let answer: Value = request.send().await.unwrap().json().await.unwrap();
-            answer["response"].clone()
-        }
-    };
+    let post = |body: Value| validate(&server, &ca, body);
     let paired = post(ingress_review("c-2", "CREATE", &canary_ingress("/"))).await;
     assert_eq!(paired["allowed"], true, "{paired}");
     let main: Value = json!({
