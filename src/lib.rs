@@ -15,3 +15,5 @@ pub mod policy;
 pub mod reload;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+pub mod testing;

@@ -482,10 +482,13 @@ fn check_matches(label: &str, rule: &HttpRouteRule, findings: &mut Vec<Finding>)
 
 #[cfg(test)]
 mod tests {
-    use crate::admission::{review, ReviewContext};
-    use crate::policy::finding::Endpoint;
-    use crate::policy::load::{parse_sources, Source};
     use crate::store::{Store, StoredKind};
+    use crate::testing::{has, store_of as store, validate, Outcome};
+
+    fn run(store: &Store, object: Value) -> Outcome {
+        validate(store, "CREATE", Some(object), None)
+    }
+
     use serde_json::{json, Value};
 
     fn service(namespace: &str, name: &str) -> Value {
@@ -506,59 +509,6 @@ mod tests {
             b["weight"] = json!(w);
         }
         b
-    }
-
-    struct Outcome {
-        allowed: bool,
-        warnings: Vec<String>,
-        denials: Vec<String>,
-    }
-
-    fn run(store: &Store, object: Value) -> Outcome {
-        let policies = parse_sources(&[Source {
-            name: "p.yaml".into(),
-            text: "apiVersion: rollout-guard.io/v1alpha1\nkind: RolloutPolicy\nmetadata: {name: p}\nspec: {}\n".into(),
-        }])
-        .unwrap();
-        let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {"uid": "u1",
-                "kind": {"group": "gateway.networking.k8s.io", "version": "v1", "kind": "HTTPRoute"},
-                "name": "web", "namespace": "shop", "operation": "CREATE",
-                "userInfo": {"username": "dev"}, "object": object}});
-        let ctx = ReviewContext {
-            policies: &policies,
-            view: store,
-            own_namespace: None,
-        };
-        let reviewed = review(
-            Endpoint::Validate,
-            &serde_json::to_vec(&body).unwrap(),
-            &ctx,
-        )
-        .unwrap();
-        assert!(reviewed.invalid.is_none(), "{:?}", reviewed.invalid);
-        Outcome {
-            allowed: reviewed.verdict.allowed(),
-            warnings: reviewed.verdict.warnings.clone(),
-            denials: reviewed
-                .verdict
-                .denials
-                .iter()
-                .map(|d| format!("{} {}", d.source, d.message))
-                .collect(),
-        }
-    }
-
-    fn store(objects: &[Value]) -> Store {
-        let store = Store::offline();
-        for object in objects {
-            store.apply_object(object).unwrap();
-        }
-        store
-    }
-
-    fn has(texts: &[String], needle: &str) -> bool {
-        texts.iter().any(|t| t.contains(needle))
     }
 
     #[test]

@@ -213,14 +213,9 @@ mod tests {
     use crate::policy::rules::deployment::RULES;
     use crate::policy::RolloutPolicy;
     use crate::store::{Store, StoredKind};
+    use crate::testing::{policy_with_rules as policy, store_of as store};
     use k8s_openapi::api::authentication::v1::UserInfo;
     use serde_json::{json, Value};
-
-    fn policy(rules: Value) -> RolloutPolicy {
-        serde_json::from_value(json!({"apiVersion": "rollout-guard.io/v1alpha1",
-            "kind": "RolloutPolicy", "metadata": {"name": "test"}, "spec": {"rules": rules}}))
-        .unwrap()
-    }
 
     fn deployment(name: &str, selector: Value, labels: Value) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -233,14 +228,6 @@ mod tests {
         json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"namespace": "shop", "name": name},
             "spec": {"selector": selector, "ports": [{"port": 80}]}})
-    }
-
-    fn store(objects: &[Value]) -> Store {
-        let store = Store::offline();
-        for object in objects {
-            store.apply_object(object).unwrap();
-        }
-        store
     }
 
     fn review(

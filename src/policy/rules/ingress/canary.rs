@@ -675,10 +675,8 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::admission::{review, ReviewContext};
-    use crate::policy::finding::Endpoint;
-    use crate::policy::load::{parse_sources, Source};
     use crate::store::{Store, StoredKind};
+    use crate::testing::{has, store_of as store, validate as run};
     use serde_json::{json, Value};
 
     fn ingress(name: &str, created: &str, annotations: Value, paths: Value) -> Value {
@@ -711,63 +709,6 @@ mod tests {
 
     fn canary(name: &str, created: &str, annotations: Value, service: &str) -> Value {
         ingress(name, created, annotations, json!([path("/", service)]))
-    }
-
-    fn store(objects: &[Value]) -> Store {
-        let store = Store::offline();
-        for object in objects {
-            store.apply_object(object).unwrap();
-        }
-        store
-    }
-
-    struct Outcome {
-        allowed: bool,
-        warnings: Vec<String>,
-        denials: Vec<String>,
-    }
-
-    fn run(store: &Store, operation: &str, object: Option<Value>, old: Option<Value>) -> Outcome {
-        let policies = parse_sources(&[Source {
-            name: "p.yaml".into(),
-            text: "apiVersion: rollout-guard.io/v1alpha1\nkind: RolloutPolicy\nmetadata: {name: p}\nspec: {}\n".into(),
-        }])
-        .unwrap();
-        let name = object
-            .as_ref()
-            .or(old.as_ref())
-            .map(|o| o["metadata"]["name"].clone())
-            .unwrap_or_default();
-        let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {"uid": "u1", "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
-                "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
-                "name": name, "namespace": "shop", "operation": operation,
-                "userInfo": {"username": "dev"}, "object": object, "oldObject": old}});
-        let ctx = ReviewContext {
-            policies: &policies,
-            view: store,
-            own_namespace: None,
-        };
-        let reviewed = review(
-            Endpoint::Validate,
-            &serde_json::to_vec(&body).unwrap(),
-            &ctx,
-        )
-        .unwrap();
-        Outcome {
-            allowed: reviewed.verdict.allowed(),
-            warnings: reviewed.verdict.warnings.clone(),
-            denials: reviewed
-                .verdict
-                .denials
-                .iter()
-                .map(|d| format!("{} {}", d.source, d.message))
-                .collect(),
-        }
-    }
-
-    fn has(texts: &[String], needle: &str) -> bool {
-        texts.iter().any(|t| t.contains(needle))
     }
 
     #[test]
