@@ -9,7 +9,6 @@ use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+mod common;
+use common::TempDir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_rollout-guard");
 const SERVICE: &str = "rollout-guard";
 const NAMESPACE: &str = "rg-system";
@@ -33,32 +35,6 @@ const HOST: &str = "rollout-guard.rg-system.svc";
 /// Generous bounds for polls; a poll returns as soon as its condition holds.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const POLL_LIMIT: Duration = Duration::from_secs(20);
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "rollout-guard-http-{name}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs a command that must exit by itself, killing it if it does not within the poll limit.
 fn run_to_exit(command: &mut Command) -> Output {
@@ -397,7 +373,7 @@ fn metric_value(metrics: &str, series: &str) -> Option<u64> {
 
 #[tokio::test]
 async fn answers_admission_reviews_over_tls() {
-    let dir = TempDir::new("admission");
+    let dir = TempDir::new("http-admission");
     generate_certs(&dir.0);
     let ca = dir.path("ca.pem");
     let server = Server::start(
@@ -633,7 +609,7 @@ async fn served_certificate(server: &Server, cas: &[&Path]) -> Option<Vec<u8>> {
 #[cfg(unix)]
 #[tokio::test]
 async fn picks_up_a_rotated_certificate_from_a_kubelet_symlink_swap() {
-    let dir = TempDir::new("rotation");
+    let dir = TempDir::new("http-rotation");
     let (first, second) = (dir.path("first"), dir.path("second"));
     generate_certs(&first);
     generate_certs(&second);
@@ -743,7 +719,7 @@ async fn picks_up_a_rotated_certificate_from_a_kubelet_symlink_swap() {
 #[cfg(unix)]
 #[tokio::test]
 async fn sigterm_turns_unready_keeps_serving_through_the_delay_and_drains_in_flight_requests() {
-    let dir = TempDir::new("sigterm");
+    let dir = TempDir::new("http-sigterm");
     generate_certs(&dir.0);
     let ca = dir.path("ca.pem");
     let mut server = Server::start(
@@ -841,7 +817,7 @@ async fn sigterm_turns_unready_keeps_serving_through_the_delay_and_drains_in_fli
 
 #[test]
 fn refuses_to_start_with_a_key_of_another_certificate() {
-    let dir = TempDir::new("mismatch");
+    let dir = TempDir::new("http-mismatch");
     let (first, second) = (dir.path("first"), dir.path("second"));
     generate_certs(&first);
     generate_certs(&second);
@@ -869,7 +845,7 @@ fn refuses_to_start_with_a_key_of_another_certificate() {
 
 #[test]
 fn refuses_to_start_with_invalid_policies_listing_every_error() {
-    let dir = TempDir::new("policies");
+    let dir = TempDir::new("http-policies");
     generate_certs(&dir.0);
     let policies = dir.path("policies");
     std::fs::create_dir_all(&policies).unwrap();
@@ -957,7 +933,7 @@ async fn validate(server: &Server, ca: &Path, body: Value) -> Value {
 /// against the main Ingress and Services in the manifests, over the real HTTPS port.
 #[tokio::test]
 async fn serve_objects_feeds_cross_object_rules_over_https() {
-    let dir = TempDir::new("objects");
+    let dir = TempDir::new("http-objects");
     generate_certs(&dir.0);
     let ca = dir.path("ca.pem");
     let state = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check/canary-pair");

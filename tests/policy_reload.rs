@@ -2,38 +2,18 @@
 //! the kubelet's `..data` symlink swap is seen, a vanished directory changes nothing.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use rollout_guard::policy::load::embedded_default;
+
+mod common;
+use common::TempDir;
 use rollout_guard::reload::{
     read_policy_dir, reload_once, watch_policy_dir, ActivePolicies, ReloadError,
 };
 
 /// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "rollout-guard-{label}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn policy(name: &str, priority: i32) -> String {
     format!(
         "apiVersion: rollout-guard.io/v1alpha1\nkind: RolloutPolicy\nmetadata:\n  name: {name}\nspec:\n  priority: {priority}\n"
