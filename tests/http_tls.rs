@@ -168,6 +168,19 @@ impl Server {
         server
     }
 
+    /// Starts with the certificate and key `generate_certs` wrote into `dir`.
+    async fn start_with_certs_in(dir: &TempDir, args: &[&str]) -> Self {
+        let (cert, key) = (dir.path("tls.crt"), dir.path("tls.key"));
+        let mut all = vec![
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        Self::start(dir, &all).await
+    }
+
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -376,18 +389,7 @@ async fn answers_admission_reviews_over_tls() {
     let dir = TempDir::new("http-admission");
     generate_certs(&dir.0);
     let ca = dir.path("ca.pem");
-    let server = Server::start(
-        &dir,
-        &[
-            "--tls-cert",
-            dir.path("tls.crt").to_str().unwrap(),
-            "--tls-key",
-            dir.path("tls.key").to_str().unwrap(),
-            "--max-body-bytes",
-            "65536",
-        ],
-    )
-    .await;
+    let server = Server::start_with_certs_in(&dir, &["--max-body-bytes", "65536"]).await;
     let client = client(&server, &[&ca]);
 
     // Mutate: the answer is exactly what the in-process review path gives.
@@ -722,13 +724,9 @@ async fn sigterm_turns_unready_keeps_serving_through_the_delay_and_drains_in_fli
     let dir = TempDir::new("http-sigterm");
     generate_certs(&dir.0);
     let ca = dir.path("ca.pem");
-    let mut server = Server::start(
+    let mut server = Server::start_with_certs_in(
         &dir,
         &[
-            "--tls-cert",
-            dir.path("tls.crt").to_str().unwrap(),
-            "--tls-key",
-            dir.path("tls.key").to_str().unwrap(),
             // Long enough that only the SIGINT below ends it.
             "--shutdown-delay-seconds",
             "600",
@@ -937,16 +935,9 @@ async fn serve_objects_feeds_cross_object_rules_over_https() {
     generate_certs(&dir.0);
     let ca = dir.path("ca.pem");
     let state = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check/canary-pair");
-    let server = Server::start(
+    let server = Server::start_with_certs_in(
         &dir,
-        &[
-            "--tls-cert",
-            dir.path("tls.crt").to_str().unwrap(),
-            "--tls-key",
-            dir.path("tls.key").to_str().unwrap(),
-            "--objects",
-            state.join("services.yaml").to_str().unwrap(),
-        ],
+        &["--objects", state.join("services.yaml").to_str().unwrap()],
     )
     .await;
     let post = |body: Value| validate(&server, &ca, body);
@@ -968,18 +959,7 @@ async fn serve_objects_feeds_cross_object_rules_over_https() {
 
     // With the main Ingress in the state too, the same canary is allowed, and deleting the main
     // it leans on is denied.
-    let server = Server::start(
-        &dir,
-        &[
-            "--tls-cert",
-            dir.path("tls.crt").to_str().unwrap(),
-            "--tls-key",
-            dir.path("tls.key").to_str().unwrap(),
-            "--objects",
-            state.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let server = Server::start_with_certs_in(&dir, &["--objects", state.to_str().unwrap()]).await;
     let post = |body: Value| validate(&server, &ca, body);
     let paired = post(ingress_review("c-2", "CREATE", &canary_ingress("/"))).await;
     assert_eq!(paired["allowed"], true, "{paired}");
