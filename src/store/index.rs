@@ -12,10 +12,75 @@ use crate::policy::objects::{
 };
 use crate::store::{StoredKind, StoredObject};
 
+/// Most objects a posting keeps in a sorted vector before it becomes a B-tree. Most postings
+/// hold one object (a version label, an app name, a host and path), and a B-tree node costs
+/// about half a kilobyte however few keys it holds: with one B-tree per posting the index was
+/// most of the store's memory.
+const FEW_POSTINGS: usize = 16;
+
+/// The objects carrying one index key, in key order.
+#[derive(Debug)]
+enum PostingSet {
+    /// Sorted, at most `FEW_POSTINGS`.
+    Few(Vec<ObjectKey>),
+    /// Large postings (every object of a namespace, a label on thousands of Deployments).
+    Many(BTreeSet<ObjectKey>),
+}
+
+impl PostingSet {
+    fn insert(&mut self, object: &ObjectKey) {
+        match self {
+            PostingSet::Few(items) => match items.binary_search(object) {
+                Ok(_) => {}
+                Err(at) if items.len() < FEW_POSTINGS => items.insert(at, object.clone()),
+                Err(_) => {
+                    let mut set: BTreeSet<ObjectKey> = std::mem::take(items).into_iter().collect();
+                    set.insert(object.clone());
+                    *self = PostingSet::Many(set);
+                }
+            },
+            PostingSet::Many(set) => {
+                set.insert(object.clone());
+            }
+        }
+    }
+
+    fn remove(&mut self, object: &ObjectKey) {
+        match self {
+            PostingSet::Few(items) => {
+                if let Ok(at) = items.binary_search(object) {
+                    items.remove(at);
+                }
+            }
+            PostingSet::Many(set) => {
+                set.remove(object);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            PostingSet::Few(items) => items.len(),
+            PostingSet::Many(set) => set.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = &ObjectKey> + '_> {
+        match self {
+            PostingSet::Few(items) => Box::new(items.iter()),
+            PostingSet::Many(set) => Box::new(set.iter()),
+        }
+    }
+}
+
 /// A posting list: index key → the objects carrying it.
 #[derive(Debug)]
 struct Postings<K: Eq + Hash> {
-    map: HashMap<K, BTreeSet<ObjectKey>>,
+    map: HashMap<K, PostingSet>,
 }
 
 impl<K: Eq + Hash> Default for Postings<K> {
@@ -26,9 +91,21 @@ impl<K: Eq + Hash> Default for Postings<K> {
     }
 }
 
+impl<'a> IntoIterator for &'a PostingSet {
+    type Item = &'a ObjectKey;
+    type IntoIter = Box<dyn Iterator<Item = &'a ObjectKey> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 impl<K: Eq + Hash> Postings<K> {
     fn add(&mut self, key: K, object: &ObjectKey) {
-        self.map.entry(key).or_default().insert(object.clone());
+        self.map
+            .entry(key)
+            .or_insert_with(|| PostingSet::Few(Vec::with_capacity(1)))
+            .insert(object);
     }
 
     fn remove(&mut self, key: K, object: &ObjectKey) {
@@ -40,7 +117,7 @@ impl<K: Eq + Hash> Postings<K> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<&BTreeSet<ObjectKey>> {
+    fn get(&self, key: &K) -> Option<&PostingSet> {
         self.map.get(key)
     }
 }
@@ -114,7 +191,7 @@ impl<T> LabelIndexed<T> {
     /// Objects whose indexed labels contain every pair of `required` (smallest posting first),
     /// or every object of the namespace when nothing is required.
     fn containing_all<'a>(&'a self, namespace: &str, required: &Labels) -> Vec<&'a Shared<T>> {
-        let postings: Option<Vec<&BTreeSet<ObjectKey>>> = pairs(namespace, required)
+        let postings: Option<Vec<&PostingSet>> = pairs(namespace, required)
             .map(|pair| self.by_pair.get(&pair))
             .collect();
         match postings {
@@ -498,5 +575,44 @@ impl ClusterIndex {
     /// See [`crate::policy::view::ClusterView::namespace_labels`].
     pub fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
         self.namespaces.get(namespace).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A posting keeps its objects in key order, without duplicates, across the switch from the
+    /// small vector to the B-tree and back down to empty.
+    #[test]
+    fn posting_sets_stay_ordered_across_growth_and_removal() {
+        let mut postings: Postings<&str> = Postings::default();
+        let keys: Vec<ObjectKey> = (0..FEW_POSTINGS * 3)
+            .rev()
+            .map(|n| ObjectKey::new("shop", format!("web-{n:03}")))
+            .collect();
+        for key in &keys {
+            postings.add("app=web", key);
+            postings.add("app=web", key); // duplicates are ignored
+        }
+        let set = postings.get(&"app=web").unwrap();
+        assert!(matches!(set, PostingSet::Many(_)));
+        let listed: Vec<&ObjectKey> = set.iter().collect();
+        let mut sorted: Vec<&ObjectKey> = keys.iter().collect();
+        sorted.sort();
+        assert_eq!(listed, sorted);
+
+        for key in &keys[1..] {
+            postings.remove("app=web", key);
+        }
+        assert_eq!(postings.get(&"app=web").map(PostingSet::len), Some(1));
+        postings.remove("app=web", &keys[0]);
+        assert!(postings.get(&"app=web").is_none(), "empty postings are dropped");
+
+        postings.add("few", &keys[2]);
+        postings.add("few", &keys[1]);
+        let few = postings.get(&"few").unwrap();
+        assert!(matches!(few, PostingSet::Few(_)));
+        assert_eq!(few.iter().collect::<Vec<_>>(), vec![&keys[2], &keys[1]]);
     }
 }
