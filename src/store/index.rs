@@ -607,7 +607,10 @@ mod tests {
         }
         assert_eq!(postings.get(&"app=web").map(PostingSet::len), Some(1));
         postings.remove("app=web", &keys[0]);
-        assert!(postings.get(&"app=web").is_none(), "empty postings are dropped");
+        assert!(
+            postings.get(&"app=web").is_none(),
+            "empty postings are dropped"
+        );
 
         postings.add("few", &keys[2]);
         postings.add("few", &keys[1]);
