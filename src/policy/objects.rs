@@ -4,7 +4,6 @@
 //! thousands of objects stay small; admission parses the incoming object with the same functions,
 //! so a rule never judges a request by different reading than it judges the cluster.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -13,21 +12,21 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-/// Labels (or a Service's selector).
-pub type Labels = BTreeMap<String, String>;
+pub use crate::policy::labels::Labels;
 
-/// `namespace/name` of a namespaced object.
+/// `namespace/name` of a namespaced object. The strings are shared: the store's indexes refer
+/// to an object by its key many times over, and a copy is a reference count, not two strings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
     /// Namespace.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl ObjectKey {
     /// Builds a key.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         Self {
             namespace: namespace.into(),
             name: name.into(),
@@ -84,7 +83,11 @@ impl Selector {
             })
             .collect();
         Self {
-            match_labels: selector.match_labels.clone().unwrap_or_default(),
+            match_labels: selector
+                .match_labels
+                .as_ref()
+                .map(Labels::from)
+                .unwrap_or_default(),
             match_expressions,
         }
     }
@@ -114,8 +117,12 @@ impl Selector {
             .iter()
             .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|r| match r {
-                Requirement::In(k, values) => labels.get(k).is_some_and(|v| values.contains(v)),
-                Requirement::NotIn(k, values) => labels.get(k).is_none_or(|v| !values.contains(v)),
+                Requirement::In(k, values) => {
+                    labels.get(k).is_some_and(|v| values.iter().any(|x| x == v))
+                }
+                Requirement::NotIn(k, values) => {
+                    labels.get(k).is_none_or(|v| values.iter().all(|x| x != v))
+                }
                 Requirement::Exists(k) => labels.contains_key(k),
                 Requirement::DoesNotExist(k) => !labels.contains_key(k),
             })
@@ -158,7 +165,8 @@ impl DeploymentInfo {
                 .unwrap_or_default(),
             template_labels: spec
                 .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.labels.clone())
+                .and_then(|m| m.labels.as_ref())
+                .map(Labels::from)
                 .unwrap_or_default(),
             replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
             generation: deployment.metadata.generation,
@@ -223,7 +231,10 @@ impl ServiceInfo {
         let spec = service.spec.as_ref();
         Self {
             key: key_of(&service.metadata, namespace),
-            selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
+            selector: spec
+                .and_then(|s| s.selector.as_ref())
+                .map(Labels::from)
+                .unwrap_or_default(),
             ports: spec
                 .and_then(|s| s.ports.as_ref())
                 .into_iter()
@@ -291,7 +302,7 @@ pub struct IngressInfo {
     /// `spec.ingressClassName`, else the legacy `kubernetes.io/ingress.class` annotation.
     pub class: Option<String>,
     /// The `nginx.ingress.kubernetes.io/*` annotations, keyed without the prefix.
-    pub nginx_annotations: BTreeMap<String, String>,
+    pub nginx_annotations: Labels,
     /// Every host + path.
     pub paths: Vec<IngressPathInfo>,
     /// `spec.defaultBackend`.
@@ -311,7 +322,7 @@ impl IngressInfo {
             .flatten()
             .filter_map(|(k, v)| {
                 k.strip_prefix(NGINX_ANNOTATION_PREFIX)
-                    .map(|short| (short.to_owned(), v.clone()))
+                    .map(|short| (short, v))
             })
             .collect();
         let mut paths = Vec::new();
@@ -345,7 +356,7 @@ impl IngressInfo {
 
     /// Value of an ingress-nginx annotation, by its name without the prefix.
     pub fn nginx(&self, name: &str) -> Option<&str> {
-        self.nginx_annotations.get(name).map(String::as_str)
+        self.nginx_annotations.get(name)
     }
 
     /// Every Service this Ingress routes to.
@@ -556,11 +567,8 @@ fn key_of(
     namespace: &str,
 ) -> ObjectKey {
     ObjectKey {
-        namespace: meta
-            .namespace
-            .clone()
-            .unwrap_or_else(|| namespace.to_owned()),
-        name: meta.name.clone().unwrap_or_default(),
+        namespace: meta.namespace.as_deref().unwrap_or(namespace).into(),
+        name: meta.name.as_deref().unwrap_or_default().into(),
     }
 }
 

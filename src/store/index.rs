@@ -3,7 +3,7 @@
 //! wraps it), so it is tested by feeding objects directly.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::policy::objects::{
@@ -77,18 +77,40 @@ impl PostingSet {
     }
 }
 
-/// A posting list: index key → the objects carrying it.
-#[derive(Debug)]
-struct Postings<K: Eq + Hash> {
-    map: HashMap<K, PostingSet>,
+/// An index key reduced to 64 bits. Postings are keyed by fingerprint instead of by owned
+/// copies of the key's strings (namespace, label key and value, host and path: several strings
+/// per object per index, most of the store's memory when they were owned). Two keys can share a
+/// fingerprint, so every lookup re-checks what it found against the object itself; a collision
+/// costs one extra candidate, never a wrong answer.
+type Fingerprint = u64;
+
+/// Fingerprint of a key made of several strings. `str`'s `Hash` ends each string with a
+/// terminator, so `("ab", "c")` and `("a", "bc")` differ. The hasher's keys are fixed, so the
+/// fingerprint of a key is the same in every process (nothing depends on that, but it keeps
+/// runs reproducible).
+fn fingerprint(parts: &[&str]) -> Fingerprint {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for part in parts {
+        part.hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
-impl<K: Eq + Hash> Default for Postings<K> {
-    fn default() -> Self {
-        Self {
-            map: HashMap::new(),
-        }
-    }
+/// The fingerprint of a `(namespace, label key, label value)` pair.
+fn pair_fingerprint(namespace: &str, key: &str, value: &str) -> Fingerprint {
+    fingerprint(&[namespace, key, value])
+}
+
+fn pairs<'a>(namespace: &'a str, labels: &'a Labels) -> impl Iterator<Item = Fingerprint> + 'a {
+    labels
+        .iter()
+        .map(move |(k, v)| pair_fingerprint(namespace, k, v))
+}
+
+/// A posting list: index key (by fingerprint) → the objects carrying it.
+#[derive(Debug, Default)]
+struct Postings {
+    map: HashMap<Fingerprint, PostingSet>,
 }
 
 impl<'a> IntoIterator for &'a PostingSet {
@@ -100,15 +122,15 @@ impl<'a> IntoIterator for &'a PostingSet {
     }
 }
 
-impl<K: Eq + Hash> Postings<K> {
-    fn add(&mut self, key: K, object: &ObjectKey) {
+impl Postings {
+    fn add(&mut self, key: Fingerprint, object: &ObjectKey) {
         self.map
             .entry(key)
             .or_insert_with(|| PostingSet::Few(Vec::with_capacity(1)))
             .insert(object);
     }
 
-    fn remove(&mut self, key: K, object: &ObjectKey) {
+    fn remove(&mut self, key: Fingerprint, object: &ObjectKey) {
         if let Some(set) = self.map.get_mut(&key) {
             set.remove(object);
             if set.is_empty() {
@@ -117,18 +139,9 @@ impl<K: Eq + Hash> Postings<K> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<&PostingSet> {
-        self.map.get(key)
+    fn get(&self, key: Fingerprint) -> Option<&PostingSet> {
+        self.map.get(&key)
     }
-}
-
-/// `(namespace, label key, label value)`.
-type LabelPair = (String, String, String);
-
-fn pairs<'a>(namespace: &'a str, labels: &'a Labels) -> impl Iterator<Item = LabelPair> + 'a {
-    labels
-        .iter()
-        .map(move |(k, v)| (namespace.to_owned(), k.clone(), v.clone()))
 }
 
 /// Objects of one kind with label-pair postings on a chosen label map of each.
@@ -136,11 +149,11 @@ fn pairs<'a>(namespace: &'a str, labels: &'a Labels) -> impl Iterator<Item = Lab
 struct LabelIndexed<T> {
     objects: HashMap<ObjectKey, Shared<T>>,
     /// Per namespace, every object (fallback for selectors without `matchLabels`).
-    by_namespace: Postings<String>,
+    by_namespace: Postings,
     /// Pairs of the indexed label map.
-    by_pair: Postings<LabelPair>,
+    by_pair: Postings,
     /// Objects whose indexed label map is empty (they must always be checked by the caller).
-    unindexed: Postings<String>,
+    unindexed: Postings,
 }
 
 impl<T> Default for LabelIndexed<T> {
@@ -162,9 +175,9 @@ impl<T> LabelIndexed<T> {
             self.by_pair.add(pair, &key);
         }
         if indexed.is_empty() {
-            self.unindexed.add(key.namespace.clone(), &key);
+            self.unindexed.add(fingerprint(&[&key.namespace]), &key);
         }
-        self.by_namespace.add(key.namespace.clone(), &key);
+        self.by_namespace.add(fingerprint(&[&key.namespace]), &key);
         self.objects.insert(key, Arc::new(object));
     }
 
@@ -175,35 +188,42 @@ impl<T> LabelIndexed<T> {
                 self.by_pair.remove(pair, key);
             }
             if indexed.is_empty() {
-                self.unindexed.remove(key.namespace.clone(), key);
+                self.unindexed.remove(fingerprint(&[&key.namespace]), key);
             }
-            self.by_namespace.remove(key.namespace.clone(), key);
+            self.by_namespace
+                .remove(fingerprint(&[&key.namespace]), key);
         }
     }
 
+    /// The objects of `namespace` among `keys`: postings are keyed by fingerprint, so a key
+    /// of another namespace that shares one is dropped here (and other label pairs by the
+    /// callers' selector checks).
     fn resolve<'a>(
         &'a self,
+        namespace: &str,
         keys: impl Iterator<Item = &'a ObjectKey>,
-    ) -> impl Iterator<Item = &'a Shared<T>> {
-        keys.filter_map(|k| self.objects.get(k))
+    ) -> Vec<&'a Shared<T>> {
+        keys.filter(|k| &*k.namespace == namespace)
+            .filter_map(|k| self.objects.get(k))
+            .collect()
     }
 
     /// Objects whose indexed labels contain every pair of `required` (smallest posting first),
     /// or every object of the namespace when nothing is required.
     fn containing_all<'a>(&'a self, namespace: &str, required: &Labels) -> Vec<&'a Shared<T>> {
         let postings: Option<Vec<&PostingSet>> = pairs(namespace, required)
-            .map(|pair| self.by_pair.get(&pair))
+            .map(|pair| self.by_pair.get(pair))
             .collect();
         match postings {
             // Some required pair is carried by no object.
             None => Vec::new(),
             Some(lists) if lists.is_empty() => self
                 .by_namespace
-                .get(&namespace.to_owned())
-                .map(|set| self.resolve(set.iter()).collect())
+                .get(fingerprint(&[namespace]))
+                .map(|set| self.resolve(namespace, set.iter()))
                 .unwrap_or_default(),
             Some(lists) => match lists.iter().min_by_key(|s| s.len()) {
-                Some(smallest) => self.resolve(smallest.iter()).collect(),
+                Some(smallest) => self.resolve(namespace, smallest.iter()),
                 None => Vec::new(),
             },
         }
@@ -213,14 +233,14 @@ impl<T> LabelIndexed<T> {
     fn sharing_any<'a>(&'a self, namespace: &str, labels: &Labels) -> Vec<&'a Shared<T>> {
         let mut keys: BTreeSet<&ObjectKey> = BTreeSet::new();
         for pair in pairs(namespace, labels) {
-            if let Some(set) = self.by_pair.get(&pair) {
+            if let Some(set) = self.by_pair.get(pair) {
                 keys.extend(set.iter());
             }
         }
-        if let Some(set) = self.unindexed.get(&namespace.to_owned()) {
+        if let Some(set) = self.unindexed.get(fingerprint(&[namespace])) {
             keys.extend(set.iter());
         }
-        self.resolve(keys.into_iter()).collect()
+        self.resolve(namespace, keys.into_iter())
     }
 }
 
@@ -230,13 +250,13 @@ pub struct ClusterIndex {
     /// Deployments, indexed on their pod-template labels.
     deployments: LabelIndexed<DeploymentInfo>,
     /// The same Deployments, indexed on their selector's matchLabels.
-    deployment_selectors: Postings<LabelPair>,
-    deployment_selectors_unindexed: Postings<String>,
+    deployment_selectors: Postings,
+    deployment_selectors_unindexed: Postings,
     /// Services, indexed on their selector.
     services: LabelIndexed<ServiceInfo>,
     ingresses: HashMap<ObjectKey, Shared<IngressInfo>>,
-    ingresses_by_host_path: Postings<(String, String)>,
-    ingresses_by_backend: Postings<(String, String)>,
+    ingresses_by_host_path: Postings,
+    ingresses_by_backend: Postings,
     ingress_classes: BTreeMap<String, Shared<IngressClassInfo>>,
     http_routes: HashMap<ObjectKey, Shared<HttpRouteInfo>>,
     reference_grants: HashMap<String, BTreeMap<String, Shared<ReferenceGrantInfo>>>,
@@ -261,7 +281,7 @@ impl ClusterIndex {
         }
         if info.selector.match_labels.is_empty() {
             self.deployment_selectors_unindexed
-                .add(key.namespace.clone(), &key);
+                .add(fingerprint(&[&key.namespace]), &key);
         }
         self.deployments.apply(key, info, template_labels);
     }
@@ -274,7 +294,7 @@ impl ClusterIndex {
             }
             if old.selector.match_labels.is_empty() {
                 self.deployment_selectors_unindexed
-                    .remove(key.namespace.clone(), key);
+                    .remove(fingerprint(&[&key.namespace]), key);
             }
         }
         self.deployments.delete(key, template_labels);
@@ -297,11 +317,11 @@ impl ClusterIndex {
         let key = info.key.clone();
         for path in &info.paths {
             self.ingresses_by_host_path
-                .add((path.host.clone(), path.path.clone()), &key);
+                .add(fingerprint(&[&path.host, &path.path]), &key);
         }
         for service in info.backend_services() {
             self.ingresses_by_backend
-                .add((key.namespace.clone(), service.to_owned()), &key);
+                .add(fingerprint(&[&key.namespace, service]), &key);
         }
         self.ingresses.insert(key, Arc::new(info));
     }
@@ -311,11 +331,11 @@ impl ClusterIndex {
         if let Some(old) = self.ingresses.remove(key) {
             for path in &old.paths {
                 self.ingresses_by_host_path
-                    .remove((path.host.clone(), path.path.clone()), key);
+                    .remove(fingerprint(&[&path.host, &path.path]), key);
             }
             for service in old.backend_services() {
                 self.ingresses_by_backend
-                    .remove((key.namespace.clone(), service.to_owned()), key);
+                    .remove(fingerprint(&[&key.namespace, service]), key);
             }
         }
     }
@@ -344,17 +364,17 @@ impl ClusterIndex {
     /// Adds or replaces a ReferenceGrant.
     pub fn apply_reference_grant(&mut self, info: ReferenceGrantInfo) {
         self.reference_grants
-            .entry(info.key.namespace.clone())
+            .entry(info.key.namespace.to_string())
             .or_default()
-            .insert(info.key.name.clone(), Arc::new(info));
+            .insert(info.key.name.to_string(), Arc::new(info));
     }
 
     /// Removes a ReferenceGrant.
     pub fn delete_reference_grant(&mut self, key: &ObjectKey) {
-        if let Some(grants) = self.reference_grants.get_mut(&key.namespace) {
-            grants.remove(&key.name);
+        if let Some(grants) = self.reference_grants.get_mut(&*key.namespace) {
+            grants.remove(&*key.name);
             if grants.is_empty() {
-                self.reference_grants.remove(&key.namespace);
+                self.reference_grants.remove(&*key.namespace);
             }
         }
     }
@@ -484,17 +504,18 @@ impl ClusterIndex {
     ) -> Vec<Shared<DeploymentInfo>> {
         let mut keys: BTreeSet<&ObjectKey> = BTreeSet::new();
         for pair in pairs(namespace, labels) {
-            if let Some(set) = self.deployment_selectors.get(&pair) {
+            if let Some(set) = self.deployment_selectors.get(pair) {
                 keys.extend(set.iter());
             }
         }
         if let Some(set) = self
             .deployment_selectors_unindexed
-            .get(&namespace.to_owned())
+            .get(fingerprint(&[namespace]))
         {
             keys.extend(set.iter());
         }
         keys.into_iter()
+            .filter(|k| &*k.namespace == namespace)
             .filter_map(|k| self.deployments.objects.get(k))
             .filter(|d| d.selector.matches(labels))
             .cloned()
@@ -522,10 +543,13 @@ impl ClusterIndex {
     /// See [`crate::policy::view::ClusterView::ingresses_at`].
     pub fn ingresses_at(&self, host: &str, path: &str) -> Vec<Shared<IngressInfo>> {
         self.ingresses_by_host_path
-            .get(&(host.to_owned(), path.to_owned()))
+            .get(fingerprint(&[host, path]))
             .into_iter()
             .flatten()
-            .filter_map(|k| self.ingresses.get(k).cloned())
+            .filter_map(|k| self.ingresses.get(k))
+            // Postings are keyed by fingerprint: keep only what really is at host + path.
+            .filter(|i| i.paths.iter().any(|p| p.host == host && p.path == path))
+            .cloned()
             .collect()
     }
 
@@ -536,10 +560,14 @@ impl ClusterIndex {
         service: &str,
     ) -> Vec<Shared<IngressInfo>> {
         self.ingresses_by_backend
-            .get(&(namespace.to_owned(), service.to_owned()))
+            .get(fingerprint(&[namespace, service]))
             .into_iter()
             .flatten()
-            .filter_map(|k| self.ingresses.get(k).cloned())
+            .filter(|k| &*k.namespace == namespace)
+            .filter_map(|k| self.ingresses.get(k))
+            // Postings are keyed by fingerprint: keep only what really routes to `service`.
+            .filter(|i| i.backend_services().any(|s| s == service))
+            .cloned()
             .collect()
     }
 
@@ -586,16 +614,18 @@ mod tests {
     /// small vector to the B-tree and back down to empty.
     #[test]
     fn posting_sets_stay_ordered_across_growth_and_removal() {
-        let mut postings: Postings<&str> = Postings::default();
+        let mut postings = Postings::default();
+        let web = fingerprint(&["app=web"]);
+        let few_key = fingerprint(&["few"]);
         let keys: Vec<ObjectKey> = (0..FEW_POSTINGS * 3)
             .rev()
             .map(|n| ObjectKey::new("shop", format!("web-{n:03}")))
             .collect();
         for key in &keys {
-            postings.add("app=web", key);
-            postings.add("app=web", key); // duplicates are ignored
+            postings.add(web, key);
+            postings.add(web, key); // duplicates are ignored
         }
-        let set = postings.get(&"app=web").unwrap();
+        let set = postings.get(web).unwrap();
         assert!(matches!(set, PostingSet::Many(_)));
         let listed: Vec<&ObjectKey> = set.iter().collect();
         let mut sorted: Vec<&ObjectKey> = keys.iter().collect();
@@ -603,19 +633,129 @@ mod tests {
         assert_eq!(listed, sorted);
 
         for key in &keys[1..] {
-            postings.remove("app=web", key);
+            postings.remove(web, key);
         }
-        assert_eq!(postings.get(&"app=web").map(PostingSet::len), Some(1));
-        postings.remove("app=web", &keys[0]);
-        assert!(
-            postings.get(&"app=web").is_none(),
-            "empty postings are dropped"
-        );
+        assert_eq!(postings.get(web).map(PostingSet::len), Some(1));
+        postings.remove(web, &keys[0]);
+        assert!(postings.get(web).is_none(), "empty postings are dropped");
 
-        postings.add("few", &keys[2]);
-        postings.add("few", &keys[1]);
-        let few = postings.get(&"few").unwrap();
+        postings.add(few_key, &keys[2]);
+        postings.add(few_key, &keys[1]);
+        let few = postings.get(few_key).unwrap();
         assert!(matches!(few, PostingSet::Few(_)));
         assert_eq!(few.iter().collect::<Vec<_>>(), vec![&keys[2], &keys[1]]);
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    trait Keyed {
+        fn key(&self) -> &ObjectKey;
+    }
+    impl Keyed for DeploymentInfo {
+        fn key(&self) -> &ObjectKey {
+            &self.key
+        }
+    }
+    impl Keyed for ServiceInfo {
+        fn key(&self) -> &ObjectKey {
+            &self.key
+        }
+    }
+    impl Keyed for IngressInfo {
+        fn key(&self) -> &ObjectKey {
+            &self.key
+        }
+    }
+
+    fn keys<T: Keyed>(found: Vec<Shared<T>>) -> Vec<String> {
+        found.iter().map(|o| o.key().to_string()).collect()
+    }
+
+    fn stored(object: serde_json::Value) -> StoredObject {
+        StoredObject::from_value(&object).unwrap()
+    }
+
+    /// Postings are keyed by fingerprint, so two index keys may share one. Every lookup must
+    /// re-check what it finds: here every posting of the `blue` namespace's objects is also
+    /// filed under the fingerprints `red`'s lookups use, as a collision would, and no lookup
+    /// about `red` may return them.
+    #[test]
+    fn lookups_drop_objects_filed_under_a_colliding_fingerprint() {
+        let mut index = ClusterIndex::default();
+        for namespace in ["red", "blue"] {
+            let host = format!("{namespace}.example");
+            index.apply(stored(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": format!("web-{namespace}"), "namespace": namespace},
+                "spec": {"selector": {"matchLabels": {"app": namespace}},
+                         "template": {"metadata": {"labels": {"app": namespace}}}}
+            })));
+            index.apply(stored(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": format!("svc-{namespace}"), "namespace": namespace},
+                "spec": {"selector": {"app": namespace}}
+            })));
+            index.apply(stored(json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": format!("ing-{namespace}"), "namespace": namespace},
+                "spec": {"rules": [{"host": host, "http": {"paths": [{
+                    "path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": format!("svc-{namespace}"),
+                                            "port": {"number": 80}}}}]}}]}
+            })));
+        }
+        let blue_deployment = ObjectKey::new("blue", "web-blue");
+        let blue_service = ObjectKey::new("blue", "svc-blue");
+        let blue_ingress = ObjectKey::new("blue", "ing-blue");
+        let red_app = pair_fingerprint("red", "app", "red");
+        // File blue's objects under red's keys, as colliding fingerprints would.
+        index.deployments.by_pair.add(red_app, &blue_deployment);
+        index
+            .deployments
+            .by_namespace
+            .add(fingerprint(&["red"]), &blue_deployment);
+        index.deployment_selectors.add(red_app, &blue_deployment);
+        index.services.by_pair.add(red_app, &blue_service);
+        index
+            .ingresses_by_host_path
+            .add(fingerprint(&["red.example", "/"]), &blue_ingress);
+        index
+            .ingresses_by_backend
+            .add(fingerprint(&["red", "svc-red"]), &blue_ingress);
+        // A same-namespace collision: a pair blue's Service does not carry.
+        index
+            .services
+            .by_pair
+            .add(pair_fingerprint("blue", "app", "green"), &blue_service);
+
+        let red_labels = Labels::from([("app", "red")]);
+        assert_eq!(
+            keys(index.deployments_matching("red", &Selector::from_labels(&red_labels))),
+            ["red/web-red"]
+        );
+        assert_eq!(
+            keys(index.deployments_selecting("red", &red_labels)),
+            ["red/web-red"]
+        );
+        assert_eq!(
+            keys(index.services_selecting("red", &red_labels)),
+            ["red/svc-red"]
+        );
+        assert!(index
+            .services_selecting("blue", &Labels::from([("app", "green")]))
+            .is_empty());
+        assert_eq!(
+            keys(index.ingresses_at("red.example", "/")),
+            ["red/ing-red"]
+        );
+        assert_eq!(
+            keys(index.ingresses_with_backend("red", "svc-red")),
+            ["red/ing-red"]
+        );
     }
 }

@@ -376,7 +376,7 @@ fn display_key(kind: StoredKind, key: &ObjectKey) -> String {
     if kind.is_namespaced() {
         key.to_string()
     } else {
-        key.name.clone()
+        key.name.to_string()
     }
 }
 
@@ -637,15 +637,12 @@ mod tests {
         let v2 = Selector::from_labels(&labels(&[("app", "web"), ("version", "v2")]));
         let found = store.deployments_matching("shop", &v2);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].key.name, "web-v2");
+        assert_eq!(&*found[0].key.name, "web-v2");
         // Which Deployments would adopt pods labelled app=web,version=v1?
         let adopters =
             store.deployments_selecting("shop", &labels(&[("app", "web"), ("version", "v1")]));
         assert_eq!(
-            adopters
-                .iter()
-                .map(|d| d.key.name.as_str())
-                .collect::<Vec<_>>(),
+            adopters.iter().map(|d| &*d.key.name).collect::<Vec<_>>(),
             vec!["web-v1"]
         );
 
@@ -882,7 +879,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                 key: ObjectKey::new(namespace.clone(), app.clone()),
                 created: None,
                 class: Some("nginx".into()),
-                nginx_annotations: BTreeMap::new(),
+                nginx_annotations: Labels::new(),
                 paths: vec![crate::policy::objects::IngressPathInfo {
                     host: format!("{app}.example.com"),
                     path: "/".into(),
@@ -930,7 +927,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
         let one = Selector::from_labels(&labels(&[("app", "app-4242")]));
         let found = index.deployments_matching("ns-42", &one);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].key.name, "app-4242");
+        assert_eq!(&*found[0].key.name, "app-4242");
         assert!(index.deployments_matching("ns-43", &one).is_empty());
         // A pair every Deployment of the namespace carries.
         let tier = Selector::from_labels(&labels(&[("tier", "web")]));

@@ -110,7 +110,12 @@ pub fn spawn_watchers_with(
             WatchedKind::new(typed(StoredKind::Namespace), Api::all(client.clone())),
             |n: Namespace| StoredObject::Namespace {
                 name: n.name_any(),
-                labels: n.metadata.labels.unwrap_or_default(),
+                labels: n
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .map(crate::policy::objects::Labels::from)
+                    .unwrap_or_default(),
             },
         ),
         spawn(

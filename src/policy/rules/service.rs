@@ -142,7 +142,7 @@ fn switched_version<'a>(
     settings.version_label_keys.iter().find_map(|key| {
         let to = new.get(key)?;
         let from = old.get(key);
-        (from != Some(to)).then(|| (key.as_str(), from.map(String::as_str), to.as_str()))
+        (from != Some(to)).then_some((key.as_str(), from, to))
     })
 }
 

@@ -78,8 +78,7 @@ fn selector_overlaps(
             let shared: Labels = me
                 .template_labels
                 .iter()
-                .filter(|(k, v)| other.template_labels.get(*k) == Some(*v))
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .filter(|(k, v)| other.template_labels.get(k) == Some(v))
                 .collect();
             // An overlap that predates this update (only the template changed; a selector is
             // immutable) is reported but not denied: denying would block the very updates
@@ -118,7 +117,7 @@ fn selector_overlaps(
 /// The first of `keys` present in `labels`, with its value.
 fn first_label<'a>(labels: &'a Labels, keys: &'a [String]) -> Option<(&'a str, &'a str)> {
     keys.iter()
-        .find_map(|k| labels.get(k).map(|v| (k.as_str(), v.as_str())))
+        .find_map(|k| labels.get(k).map(|v| (k.as_str(), v)))
 }
 
 fn unreachable_canary(
@@ -167,10 +166,10 @@ fn unreachable_canary(
                 .version_label_keys
                 .iter()
                 .any(|k| service.selector.contains_key(k));
-            if pinned || reported.contains(&service.key.name) {
+            if pinned || reported.iter().any(|r| **r == *service.key.name) {
                 continue;
             }
-            reported.push(service.key.name.clone());
+            reported.push(service.key.name.to_string());
             findings.push(missing_labels_finding(me, sibling, &service, version));
         }
     }
@@ -186,8 +185,7 @@ fn missing_labels_finding(
     let missing: Labels = service
         .selector
         .iter()
-        .filter(|(k, v)| me.template_labels.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter(|(k, v)| me.template_labels.get(k) != Some(v))
         .collect();
     Finding::new(
         RULE,

@@ -7,7 +7,7 @@
 //! `normalizeString`) and reports every value whose effective meaning differs from what was
 //! written, with what the controller will actually do.
 
-use std::collections::BTreeMap;
+use crate::policy::objects::Labels;
 
 use crate::policy::finding::Severity;
 
@@ -163,9 +163,9 @@ fn full(name: &str) -> &str {
 
 /// Reads the canary annotations (`nginx_annotations` keyed without the prefix) the way
 /// `canary.Parse` does, collecting what ingress-nginx would silently change.
-pub fn parse(annotations: &BTreeMap<String, String>) -> ParsedCanary {
+pub fn parse(annotations: &Labels) -> ParsedCanary {
     let mut issues = Vec::new();
-    let get = |key: &str| annotations.get(key).map(String::as_str);
+    let get = |key: &str| annotations.get(key);
     let has_canary_settings = CANARY_KEYS[1..]
         .iter()
         .any(|key| get(key).is_some_and(|v| !v.trim().is_empty()));
@@ -472,17 +472,17 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Annotation keys that look like a canary annotation but are not one ingress-nginx reads,
 /// with the key they were probably meant to be.
-pub fn misspelled_keys(annotations: &BTreeMap<String, String>) -> Vec<(String, &'static str)> {
+pub fn misspelled_keys(annotations: &Labels) -> Vec<(String, &'static str)> {
     annotations
         .keys()
-        .filter(|key| !CANARY_KEYS.contains(&key.as_str()))
+        .filter(|key| !CANARY_KEYS.contains(key))
         .filter_map(|key| {
             let (nearest, distance) = CANARY_KEYS
                 .iter()
                 .map(|known| (*known, edit_distance(key, known)))
                 .min_by_key(|(_, distance)| *distance)?;
             let looks_like_canary = key.starts_with("canary") || key.starts_with("cannary");
-            (looks_like_canary || distance <= 2).then(|| (key.clone(), nearest))
+            (looks_like_canary || distance <= 2).then(|| (key.to_owned(), nearest))
         })
         .collect()
 }
@@ -491,11 +491,8 @@ pub fn misspelled_keys(annotations: &BTreeMap<String, String>) -> Vec<(String, &
 mod tests {
     use super::*;
 
-    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn annotations(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().copied().collect()
     }
 
     fn checks(parsed: &ParsedCanary) -> Vec<(&'static str, Severity)> {
@@ -590,8 +587,7 @@ mod tests {
             ),
         ];
         for (pairs, weight, percent, expected) in cases {
-            let mut all = annotations(pairs);
-            all.insert("canary".into(), "true".into());
+            let all = annotations(&[pairs, &[("canary", "true")][..]].concat());
             let parsed = parse(&all);
             assert_eq!(parsed.config.weight, *weight, "{pairs:?}");
             assert!(

@@ -330,7 +330,6 @@ impl Checker<'_> {
         let ignored: Vec<&str> = new
             .nginx_annotations
             .keys()
-            .map(String::as_str)
             .filter(|k| !k.starts_with("canary") && !HONOURED_ON_CANARY.contains(k))
             .filter(|k| !annotations::CANARY_KEYS.contains(k))
             .collect();
@@ -435,7 +434,7 @@ impl Checker<'_> {
             } else {
                 mains.insert(
                     main_upstream,
-                    (main.key.namespace.clone(), main_backend.clone()),
+                    (main.key.namespace.to_string(), main_backend.clone()),
                 );
             }
             if main.nginx("affinity") == Some("cookie")
