@@ -140,10 +140,5 @@ fn main() {
         total as f64 / total_objects.max(1) as f64
     );
     println!("process after load: {}", rss());
-    extern "C" {
-        fn malloc_trim(pad: usize) -> i32;
-    }
-    unsafe { malloc_trim(0) };
-    println!("process after malloc_trim: {}", rss());
     drop(stores);
 }

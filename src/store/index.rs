@@ -21,6 +21,8 @@ const FEW_POSTINGS: usize = 16;
 /// The objects carrying one index key, in key order.
 #[derive(Debug)]
 enum PostingSet {
+    /// The common case (one host + path, one app's version label): kept inline, no allocation.
+    One(ObjectKey),
     /// Sorted, at most `FEW_POSTINGS`.
     Few(Vec<ObjectKey>),
     /// Large postings (every object of a namespace, a label on thousands of Deployments).
@@ -30,6 +32,12 @@ enum PostingSet {
 impl PostingSet {
     fn insert(&mut self, object: &ObjectKey) {
         match self {
+            PostingSet::One(only) if only == object => {}
+            PostingSet::One(only) => {
+                let mut items = vec![only.clone(), object.clone()];
+                items.sort();
+                *self = PostingSet::Few(items);
+            }
             PostingSet::Few(items) => match items.binary_search(object) {
                 Ok(_) => {}
                 Err(at) if items.len() < FEW_POSTINGS => items.insert(at, object.clone()),
@@ -47,6 +55,8 @@ impl PostingSet {
 
     fn remove(&mut self, object: &ObjectKey) {
         match self {
+            PostingSet::One(only) if only == object => *self = PostingSet::Few(Vec::new()),
+            PostingSet::One(_) => {}
             PostingSet::Few(items) => {
                 if let Ok(at) = items.binary_search(object) {
                     items.remove(at);
@@ -60,6 +70,7 @@ impl PostingSet {
 
     fn len(&self) -> usize {
         match self {
+            PostingSet::One(_) => 1,
             PostingSet::Few(items) => items.len(),
             PostingSet::Many(set) => set.len(),
         }
@@ -71,6 +82,7 @@ impl PostingSet {
 
     fn iter(&self) -> Box<dyn Iterator<Item = &ObjectKey> + '_> {
         match self {
+            PostingSet::One(only) => Box::new(std::iter::once(only)),
             PostingSet::Few(items) => Box::new(items.iter()),
             PostingSet::Many(set) => Box::new(set.iter()),
         }
@@ -126,8 +138,8 @@ impl Postings {
     fn add(&mut self, key: Fingerprint, object: &ObjectKey) {
         self.map
             .entry(key)
-            .or_insert_with(|| PostingSet::Few(Vec::with_capacity(1)))
-            .insert(object);
+            .and_modify(|set| set.insert(object))
+            .or_insert_with(|| PostingSet::One(object.clone()));
     }
 
     fn remove(&mut self, key: Fingerprint, object: &ObjectKey) {
@@ -639,6 +651,8 @@ mod tests {
         postings.remove(web, &keys[0]);
         assert!(postings.get(web).is_none(), "empty postings are dropped");
 
+        postings.add(few_key, &keys[2]);
+        assert!(matches!(postings.get(few_key), Some(PostingSet::One(_))));
         postings.add(few_key, &keys[2]);
         postings.add(few_key, &keys[1]);
         let few = postings.get(few_key).unwrap();

@@ -7,7 +7,7 @@
 pub mod index;
 pub mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -245,7 +245,11 @@ impl Store {
 struct OfflineLoad {
     store: Store,
     warnings: Vec<String>,
-    seen: BTreeMap<(StoredKind, ObjectKey), String>,
+    /// Where each object was first defined: an index into `files` and a line. Not a
+    /// `file:line` string per object: with 100k objects those strings were megabytes, freed
+    /// after the load in between the store's own allocations, so they stayed in the RSS.
+    seen: HashMap<(StoredKind, ObjectKey), (usize, usize)>,
+    files: Vec<PathBuf>,
 }
 
 impl Default for OfflineLoad {
@@ -253,30 +257,54 @@ impl Default for OfflineLoad {
         Self {
             store: Store::offline(),
             warnings: Vec::new(),
-            seen: BTreeMap::new(),
+            seen: HashMap::new(),
+            files: Vec::new(),
         }
     }
 }
 
 impl OfflineLoad {
     fn apply(&mut self, documents: &[Document]) {
+        let parsed = self.parse(documents);
+        self.insert(parsed);
+    }
+
+    /// Each document as the slim object the store keeps, with where it was defined.
+    fn parse(&mut self, documents: &[Document]) -> Vec<(StoredObject, (usize, usize))> {
+        let mut parsed = Vec::new();
         for document in documents {
-            let stored = match StoredObject::from_value(&document.value) {
-                Ok(stored) => stored,
-                Err(StoreError::UnknownKind(_)) => continue,
-                Err(error) => {
-                    self.warnings
-                        .push(format!("{}: {error}", document.location()));
-                    continue;
-                }
-            };
+            if self.files.last() != Some(&document.file) {
+                self.files.push(document.file.clone());
+            }
+            let at = (self.files.len() - 1, document.line);
+            match StoredObject::from_value(&document.value) {
+                Ok(stored) => parsed.push((stored, at)),
+                Err(StoreError::UnknownKind(_)) => {}
+                Err(error) => self
+                    .warnings
+                    .push(format!("{}: {error}", document.location())),
+            }
+        }
+        parsed
+    }
+
+    fn location(&self, (file, line): (usize, usize)) -> String {
+        match self.files.get(file) {
+            Some(path) => format!("{}:{line}", path.display()),
+            None => format!("line {line}"),
+        }
+    }
+
+    fn insert(&mut self, parsed: Vec<(StoredObject, (usize, usize))>) {
+        for (stored, at) in parsed {
             let id = (stored.kind(), stored.key());
-            if let Some(first) = self.seen.insert(id.clone(), document.location()) {
+            if let Some(first) = self.seen.insert(id.clone(), at) {
                 self.warnings.push(format!(
-                    "{}: {} {} is also defined at {first}; the later definition is used",
-                    document.location(),
+                    "{}: {} {} is also defined at {}; the later definition is used",
+                    self.location(at),
                     id.0.as_str(),
                     display_key(id.0, &id.1),
+                    self.location(first),
                 ));
             }
             self.store.apply(stored);
@@ -294,7 +322,9 @@ pub fn offline_from_paths(paths: &[PathBuf]) -> Result<(Store, Vec<String>), Man
     let mut loading = OfflineLoad::default();
     for file in crate::manifest::files(paths)? {
         let documents = crate::manifest::read_paths(std::slice::from_ref(&file))?;
-        loading.apply(&documents);
+        let parsed = loading.parse(&documents);
+        drop(documents);
+        loading.insert(parsed);
     }
     Ok((loading.store, loading.warnings))
 }
