@@ -36,6 +36,8 @@ struct ResourceState {
     log: Vec<(u64, Value)>,
     /// While set, list requests fail with HTTP 500.
     fail_lists: bool,
+    /// `limit` of each list request served.
+    list_limits: Vec<Option<usize>>,
 }
 
 fn object_key(object: &Value) -> String {
@@ -114,18 +116,33 @@ impl FakeResource {
         self.state.lock().unwrap().fail_lists = fail;
     }
 
-    fn list(&self) -> Response {
-        let state = self.state.lock().unwrap();
+    /// One page of the list, as the API server pages it: at most `limit` objects (all when
+    /// unset), `metadata.continue` naming where the next page starts (here: an offset).
+    fn list(&self, limit: Option<usize>, from: usize) -> Response {
+        let mut state = self.state.lock().unwrap();
         if state.fail_lists {
             return status_response(500, "InternalError", "etcd is having a bad day");
+        }
+        state.list_limits.push(limit);
+        let page_size = limit.unwrap_or(usize::MAX);
+        let items: Vec<&Value> = state.objects.values().skip(from).take(page_size).collect();
+        let next = from + items.len();
+        let mut metadata = json!({"resourceVersion": state.resource_version.to_string()});
+        if next < state.objects.len() {
+            metadata["continue"] = json!(next.to_string());
         }
         let body = json!({
             "apiVersion": "v1",
             "kind": self.list_kind,
-            "metadata": {"resourceVersion": state.resource_version.to_string()},
-            "items": state.objects.values().collect::<Vec<_>>(),
+            "metadata": metadata,
+            "items": items,
         });
         axum::Json(body).into_response()
+    }
+
+    /// The `limit` of every list request so far.
+    fn list_limits(&self) -> Vec<Option<usize>> {
+        self.state.lock().unwrap().list_limits.clone()
     }
 
     fn watch(self: Arc<Self>, from: u64) -> Response {
@@ -216,7 +233,12 @@ async fn handle(State(api): State<Arc<FakeApi>>, uri: Uri) -> Response {
             .unwrap_or(0);
         resource.watch(from)
     } else {
-        resource.list()
+        let limit = params.get("limit").and_then(|v| v.parse().ok());
+        let from = params
+            .get("continue")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        resource.list(limit, from)
     }
 }
 
@@ -460,6 +482,33 @@ async fn a_broken_watch_reports_its_reason_and_recovers_by_relisting() {
         store.deployment("shop", "web-v2").is_some()
     })
     .await;
+
+    for handle in handles {
+        handle.abort();
+    }
+}
+
+/// Lists are paged (a page of full objects is what the watcher holds before reducing them to
+/// the store's slices, so the page size bounds that peak): 250 Deployments arrive in pages of
+/// at most 100 and all of them are in the store once it reports synced.
+#[tokio::test]
+async fn lists_are_paged_and_every_page_reaches_the_store() {
+    let cluster = cluster();
+    for n in 0..250 {
+        cluster
+            .deployments
+            .add(deployment(&format!("web-{n:03}"), "v1", 2));
+    }
+    let client = start(cluster.api.clone()).await;
+    let store = Arc::new(Store::expecting(&[]));
+    let handles = spawn_watchers_with(client, store.clone(), fast());
+
+    eventually("store synced", || store.sync_status() == SyncStatus::Synced).await;
+    assert_eq!(store.counts().deployments, 250);
+    assert!(store.deployment("shop", "web-000").is_some());
+    assert!(store.deployment("shop", "web-249").is_some());
+    let limits = cluster.deployments.list_limits();
+    assert_eq!(limits, vec![Some(100); 3], "three pages of at most 100");
 
     for handle in handles {
         handle.abort();

@@ -306,6 +306,16 @@ where
     }
 }
 
+/// Objects per list page. kube-runtime asks for 500; each page is held as full typed objects
+/// (pod templates, managedFields) until its objects are reduced to what the store keeps, so a
+/// page of large Deployments is tens of megabytes on top of the store. 100 keeps that peak
+/// small for a few more list calls at (re)list time only.
+const LIST_PAGE_SIZE: u32 = 100;
+
+fn list_config() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE_SIZE)
+}
+
 /// Lists and watches until the first error.
 async fn watch_until_failure<K>(
     watched: &WatchedKind<K>,
@@ -318,7 +328,7 @@ where
 {
     let kind = watched.kind;
     let store = &watched.store;
-    let mut events = std::pin::pin!(watcher::watcher(api.clone(), watcher::Config::default()));
+    let mut events = std::pin::pin!(watcher::watcher(api.clone(), list_config()));
     // `Some` between Init and InitDone: the relist being collected.
     let mut listing: Option<Vec<StoredObject>> = None;
     while let Some(event) = events.next().await {
