@@ -90,7 +90,7 @@ start_baseline() {
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-mem() { awk '/VmHWM|VmRSS/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$1/status"; }
+mem() { awk '/VmHWM|VmRSS|RssAnon|RssFile/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$1/status"; }
 
 # load NAME PORT: wrk at full speed with the mixed bodies; prints and records figures.
 load() {
@@ -135,6 +135,9 @@ say "latency at half of rollout-guard's max throughput (store: 10k of each kind)
 paced rollout-guard 18443 "$half_rg"
 echo "rollout-guard memory after all load: $(mem "$server_pid")"
 echo "store: $(curl -s http://127.0.0.1:19090/metrics | grep -E '^rollout_guard_store_objects' | tr '\n' ' ')"
+
+say "store size: live heap per kind (bench-store-memory: the same load, counted by the allocator)"
+"$root/target/release/examples/bench-store-memory" "$out/objects-40k"
 
 say "policy reload (policy dir edit → new digest in /readyz; reloader polls every 10 ms)"
 "$probe" reload 127.0.0.1:19090 "$out/policies/default.yaml" 10
