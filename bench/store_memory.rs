@@ -61,7 +61,11 @@ fn rss() -> String {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .filter(|l| ["VmHWM", "VmRSS", "RssAnon"].iter().any(|k| l.starts_with(k)))
+        .filter(|l| {
+            ["VmHWM", "VmRSS", "RssAnon"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join(", ")

@@ -74,13 +74,25 @@ pub fn evaluate(ctx: &Context<'_, Ingress>) -> Result<Vec<Finding>, EvalError> {
     if ctx.operation == Operation::Create && !new.as_ref().is_some_and(mentions_canary) {
         return Ok(Vec::new());
     }
+    let settings = &ctx.rules().ingress_canary;
     if let SyncStatus::NotSynced(reason) = ctx.view.sync_status() {
-        // Which Ingresses count as ingress-nginx's is itself cluster state (IngressClasses).
-        return Err(EvalError::not_synced(reason, Vec::new()));
+        // Which Ingresses count as ingress-nginx's is itself cluster state (IngressClasses),
+        // but one naming a class the policy lists as nginx's can have its own annotations read
+        // now: a canary value ingress-nginx rejects is wrong whatever else is in the cluster.
+        let local = new
+            .as_ref()
+            .filter(|n| {
+                n.class
+                    .as_ref()
+                    .is_some_and(|class| settings.class_names.contains(class))
+            })
+            .map(annotation_findings)
+            .unwrap_or_default();
+        return Err(EvalError::not_synced(reason, local));
     }
     let checker = Checker {
         view: ctx.view,
-        settings: &ctx.rules().ingress_canary,
+        settings,
     };
     let mut findings = Vec::new();
     if let Some(new) = &new {
@@ -94,6 +106,28 @@ pub fn evaluate(ctx: &Context<'_, Ingress>) -> Result<Vec<Finding>, EvalError> {
         }
     }
     Ok(findings)
+}
+
+/// What the Ingress's own canary annotations say, read as ingress-nginx reads them: values it
+/// rejects or changes, and annotation names it does not know. Needs no other object.
+fn annotation_findings(new: &IngressInfo) -> Vec<Finding> {
+    let parsed = annotations::parse(&new.nginx_annotations);
+    let mut findings: Vec<Finding> = parsed
+        .issues
+        .iter()
+        .map(|issue| finding(issue.check, issue.severity, issue.message.clone()))
+        .collect();
+    for (key, nearest) in annotations::misspelled_keys(&new.nginx_annotations) {
+        findings.push(finding(
+            "unknownAnnotation",
+            Severity::Deny,
+            format!(
+                "ingress-nginx has no annotation nginx.ingress.kubernetes.io/{key} (did you mean \
+                 {nearest}?): it is ignored, so the setting you wrote has no effect; rename it"
+            ),
+        ));
+    }
+    findings
 }
 
 /// Whether an Ingress carries anything that looks like a canary annotation.
@@ -245,21 +279,8 @@ impl Checker<'_> {
     }
 
     fn check_written(&self, new: &IngressInfo, class: &str, findings: &mut Vec<Finding>) {
+        findings.extend(annotation_findings(new));
         let parsed = annotations::parse(&new.nginx_annotations);
-        for issue in &parsed.issues {
-            findings.push(finding(issue.check, issue.severity, issue.message.clone()));
-        }
-        for (key, nearest) in annotations::misspelled_keys(&new.nginx_annotations) {
-            findings.push(finding(
-                "unknownAnnotation",
-                Severity::Deny,
-                format!(
-                    "ingress-nginx has no annotation nginx.ingress.kubernetes.io/{key} (did you \
-                     mean {nearest}?): it is ignored, so the setting you wrote has no effect; \
-                     rename it"
-                ),
-            ));
-        }
         if parsed.config.enabled {
             self.check_canary(new, class, &parsed, findings);
         } else if parsed.has_canary_settings {
