@@ -453,7 +453,7 @@ fn default_min_revision_history_limit() -> i32 {
 /// `missingMain` (no main Ingress with the same class, host, path and pathType),
 /// `duplicateCanary` (another canary already serves the host/path), `sameService` (the canary
 /// routes to the main's own Service), `mainBackendElsewhere` (the canary's Service is a main
-/// backend elsewhere), `sharedMainService` (the main's Service also serves other host/paths,
+/// backend elsewhere, judged when either Ingress is written), `sharedMainService` (the main's Service also serves other host/paths,
 /// which the canary splits too), `sessionAffinity` (cookie affinity on the main keeps sticky
 /// clients off the canary), `ignoredAnnotations` (annotations ingress-nginx ignores on a
 /// canary), `backendService` (a backend Service or port that does not exist),

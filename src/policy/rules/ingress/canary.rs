@@ -70,12 +70,16 @@ pub fn evaluate(ctx: &Context<'_, Ingress>) -> Result<Vec<Finding>, EvalError> {
     let old = ctx
         .old_object
         .map(|ingress| IngressInfo::from_ingress(ingress, ctx.namespace));
-    // Creating a plain Ingress cannot break a canary: skip before touching the view.
-    if ctx.operation == Operation::Create && !new.as_ref().is_some_and(mentions_canary) {
-        return Ok(Vec::new());
-    }
+    let plain_create =
+        ctx.operation == Operation::Create && !new.as_ref().is_some_and(mentions_canary);
     let settings = &ctx.rules().ingress_canary;
     if let SyncStatus::NotSynced(reason) = ctx.view.sync_status() {
+        if plain_create {
+            // A plain Ingress can only break a canary by taking over its Service, which needs
+            // the cluster to see; warning on every plain Ingress of a sync until then would
+            // be noise.
+            return Ok(Vec::new());
+        }
         // Which Ingresses count as ingress-nginx's is itself cluster state (IngressClasses),
         // but one naming a class the policy lists as nginx's can have its own annotations read
         // now: a canary value ingress-nginx rejects is wrong whatever else is in the cluster.
@@ -98,6 +102,7 @@ pub fn evaluate(ctx: &Context<'_, Ingress>) -> Result<Vec<Finding>, EvalError> {
     if let Some(new) = &new {
         if let Some(class) = checker.class_of(new) {
             checker.check_written(new, &class, &mut findings);
+            checker.check_main_on_canary_service(new, old.as_ref(), &class, &mut findings);
         }
     }
     if let Some(old) = &old {
@@ -635,6 +640,68 @@ impl Checker<'_> {
                         "the canary attaches to upstream {main_upstream}, so ingress-nginx also \
                          splits traffic on {}",
                         list(others)
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// A main Ingress written onto the Service+port an existing canary routes to. They share
+    /// one upstream, which the canary marks canary-only: the main's paths on it are skipped
+    /// (or, when the main is older, the canary loses its traffic policy). The canary side of
+    /// the same conflict is `mainBackendElsewhere` when the canary is written; this catches the
+    /// main arriving second. On UPDATE only upstreams the update adds are judged, so an
+    /// existing conflict does not block unrelated edits.
+    fn check_main_on_canary_service(
+        &self,
+        new: &IngressInfo,
+        old: Option<&IngressInfo>,
+        class: &str,
+        findings: &mut Vec<Finding>,
+    ) {
+        if annotations::parse(&new.nginx_annotations).config.enabled {
+            return;
+        }
+        let upstreams_of = |info: &IngressInfo| -> BTreeSet<String> {
+            service_locations(info)
+                .into_iter()
+                .map(|(_, backend)| upstream(&info.key.namespace, backend))
+                .collect()
+        };
+        let before: BTreeSet<String> = old
+            .filter(|o| self.class_of(o).as_deref() == Some(class))
+            .filter(|o| !annotations::parse(&o.nginx_annotations).config.enabled)
+            .map(upstreams_of)
+            .unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        for (_, backend) in service_locations(new) {
+            let main_upstream = upstream(&new.key.namespace, backend);
+            if before.contains(&main_upstream) || !seen.insert(main_upstream.clone()) {
+                continue;
+            }
+            let canaries: Vec<String> = self
+                .view
+                .ingresses_with_backend(&new.key.namespace, &backend.service)
+                .iter()
+                .filter(|o| o.key != new.key)
+                .filter(|o| self.class_of(o).as_deref() == Some(class))
+                .filter(|o| annotations::parse(&o.nginx_annotations).config.enabled)
+                .filter(|o| upstreams_of(o).contains(&main_upstream))
+                .map(|o| o.key.to_string())
+                .collect();
+            if !canaries.is_empty() {
+                findings.push(finding(
+                    "mainBackendElsewhere",
+                    Severity::Deny,
+                    format!(
+                        "Service {} port {} is the backend of canary Ingress {}: ingress-nginx \
+                         builds one upstream per Service and port and marks it canary-only, so \
+                         either this Ingress's paths on it are skipped or the canary loses its \
+                         traffic policy; route this main Ingress to the stable version's own \
+                         Service",
+                        backend.service,
+                        port_text(backend.port.as_ref()),
+                        list(canaries)
                     ),
                 ));
             }
