@@ -7,12 +7,12 @@
 //! No timed assertions: waits are bounded polls, and "the server cut the slow client off" is
 //! checked as "the connection ended before the client finished", not as a duration.
 
-use std::io::{BufRead as _, BufReader};
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 mod common;
-use common::TempDir;
+use common::{ServeProcess, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollout-guard");
 const HOST: &str = "rollout-guard.bad-input.svc";
@@ -31,10 +31,9 @@ const REQUEST_TIMEOUT_MS: u64 = 1000;
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
 struct Server {
-    child: Child,
+    process: ServeProcess,
     addr: SocketAddr,
     ca: PathBuf,
-    log: PathBuf,
     client: reqwest::Client,
     _dir: TempDir,
 }
@@ -51,56 +50,22 @@ impl Server {
             .status()
             .unwrap();
         assert!(status.success(), "certs generate failed");
-        let log = dir.0.join("server.log");
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .arg("--tls-cert")
-            .arg(certs.join("tls.crt"))
-            .arg("--tls-key")
-            .arg(certs.join("tls.key"))
-            .args(["--namespace", "rollout-guard"])
-            .args(["--max-body-bytes", &MAX_BODY_BYTES.to_string()])
-            .args(["--request-timeout-ms", &REQUEST_TIMEOUT_MS.to_string()])
-            .env("KUBECONFIG", "/nonexistent")
-            .env("RUST_LOG", "info,rollout_guard=debug")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines_rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
-        // The banner prints `  admission  https://ADDR ...`.
-        let started = Instant::now();
-        let addr = loop {
-            match lines_rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => {
-                    let mut words = line.split_whitespace();
-                    if words.next() == Some("admission") {
-                        let url = words.next().unwrap_or("");
-                        if let Ok(addr) = url.trim_start_matches("https://").parse() {
-                            break addr;
-                        }
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
-                    "server exited:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                ),
-            }
-            assert!(started.elapsed() < POLL_LIMIT, "no banner");
-        };
+        let (cert, key) = (certs.join("tls.crt"), certs.join("tls.key"));
+        let (max_body, timeout) = (MAX_BODY_BYTES.to_string(), REQUEST_TIMEOUT_MS.to_string());
+        let args: Vec<&OsStr> = vec![
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+            "--namespace".as_ref(),
+            "rollout-guard".as_ref(),
+            "--max-body-bytes".as_ref(),
+            max_body.as_ref(),
+            "--request-timeout-ms".as_ref(),
+            timeout.as_ref(),
+        ];
+        let process = ServeProcess::spawn(BIN, dir.0.join("server.log"), &args, POLL_LIMIT);
+        let addr = process.admission;
         let ca = certs.join("ca.pem");
         let client = reqwest::Client::builder()
             .tls_built_in_root_certs(false)
@@ -112,10 +77,9 @@ impl Server {
             .build()
             .unwrap();
         let server = Self {
-            child,
+            process,
             addr,
             ca,
-            log,
             client,
             _dir: dir,
         };
@@ -124,7 +88,7 @@ impl Server {
     }
 
     fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.logs()
     }
 
     fn url(&self, path: &str) -> String {
@@ -168,7 +132,7 @@ impl Server {
 
     fn child_running(&self) -> bool {
         // `try_wait` needs `&mut`; /proc tells without reaping.
-        Path::new(&format!("/proc/{}", self.child.id())).exists()
+        Path::new(&format!("/proc/{}", self.process.child.id())).exists()
     }
 
     fn tls_connector(&self) -> tokio_rustls::TlsConnector {
@@ -193,13 +157,6 @@ impl Server {
             .connect(ServerName::try_from(HOST).unwrap(), tcp)
             .await
             .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

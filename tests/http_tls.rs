@@ -5,11 +5,11 @@
 //! No timed assertions: every wait is a bounded poll for a state change, and failing ones print
 //! the server's log.
 
-use std::io::{BufRead as _, BufReader};
+use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, Arc};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 mod common;
-use common::TempDir;
+use common::{ServeProcess, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollout-guard");
 const SERVICE: &str = "rollout-guard";
@@ -90,73 +90,21 @@ fn generate_certs(out: &Path) {
 }
 
 struct Server {
-    child: Child,
+    process: ServeProcess,
     admission: SocketAddr,
     admin: SocketAddr,
-    log: PathBuf,
 }
 
 impl Server {
     /// Starts `serve` on OS-chosen ports with `args` and waits for `/readyz`.
     async fn start(dir: &TempDir, args: &[&str]) -> Self {
-        let log = dir.path("server.log");
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .args(["--namespace", NAMESPACE])
-            .args(args)
-            .env("RUST_LOG", "info,rollout_guard=debug")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        // The banner prints `  admission  https://ADDR ...` and `  metrics    http://ADDR/metrics`.
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines_rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
-        let (mut admission, mut admin) = (None, None);
-        let started = Instant::now();
-        while admission.is_none() || admin.is_none() {
-            match lines_rx.recv_timeout(POLL_INTERVAL) {
-                Ok(line) => {
-                    let mut words = line.split_whitespace();
-                    let label = words.next();
-                    let url = words.next().unwrap_or("");
-                    let addr = url
-                        .trim_start_matches("https://")
-                        .trim_start_matches("http://")
-                        .trim_end_matches("/metrics");
-                    match label {
-                        Some("admission") => admission = addr.parse().ok(),
-                        Some("metrics") => admin = addr.parse().ok(),
-                        _ => {}
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = child.wait();
-                    panic!(
-                        "server exited before listening:\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-            }
-            assert!(started.elapsed() < POLL_LIMIT, "no banner from the server");
-        }
+        let mut all: Vec<&OsStr> = vec!["--namespace".as_ref(), NAMESPACE.as_ref()];
+        all.extend(args.iter().map(OsStr::new));
+        let process = ServeProcess::spawn(BIN, dir.path("server.log"), &all, POLL_LIMIT);
         let server = Self {
-            child,
-            admission: admission.unwrap(),
-            admin: admin.unwrap(),
-            log,
+            admission: process.admission,
+            admin: process.admin,
+            process,
         };
         let ready = server
             .poll(|| async {
@@ -182,7 +130,7 @@ impl Server {
     }
 
     fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.logs()
     }
 
     fn url(&self, path: &str) -> String {
@@ -220,7 +168,7 @@ impl Server {
 
     fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.process.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -230,19 +178,12 @@ impl Server {
     async fn exit_status(&mut self) -> Option<ExitStatus> {
         let started = Instant::now();
         while started.elapsed() < POLL_LIMIT {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.process.child.try_wait().unwrap() {
                 return Some(status);
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
         None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -715,7 +656,7 @@ async fn picks_up_a_rotated_certificate_from_a_kubelet_symlink_swap() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(server.child.try_wait().unwrap().is_none());
+    assert!(server.process.child.try_wait().unwrap().is_none());
 }
 
 #[cfg(unix)]
@@ -788,7 +729,7 @@ async fn sigterm_turns_unready_keeps_serving_through_the_delay_and_drains_in_fli
     // there a moment later. This can only fail when the drain does not wait.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        server.child.try_wait().unwrap().is_none(),
+        server.process.child.try_wait().unwrap().is_none(),
         "exited with a request in flight:\n{}",
         server.logs()
     );
