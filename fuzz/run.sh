@@ -16,13 +16,15 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(admission_review policy_loader rule_engine)
 sanitizer=${FUZZ_SANITIZER:-none}
+# Seeds and regression inputs come from the CI replay test, so the fuzzer starts from the inputs
+# CI checks (a debug build of the main crate's tests; quick when `cargo test` has run). It runs
+# before RUSTC_BOOTSTRAP is set: cargo rebuilds every crate when that variable changes, here and
+# again at the next plain `cargo test`.
+FUZZ_CORPUS="$PWD/corpus" cargo test --locked --manifest-path ../Cargo.toml --test fuzz_replay \
+  -- --ignored --exact export_seeds --nocapture
 export RUSTC_BOOTSTRAP=1
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-# Seeds and regression inputs come from the CI replay test, so the fuzzer starts from the inputs
-# CI checks (a debug build of the main crate's tests; quick when `cargo test` has run).
-FUZZ_CORPUS="$PWD/corpus" cargo test --locked --manifest-path ../Cargo.toml --test fuzz_replay \
-  -- --ignored --exact export_seeds --nocapture
 cargo fuzz build --sanitizer "$sanitizer"
 
 status=0
