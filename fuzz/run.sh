@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded time: fuzz/run.sh [seconds-per-target] [target...]
 #
-# Not part of the CI test command (too slow). Needs cargo-fuzz (`cargo install cargo-fuzz`).
+# Not part of the CI test command (too slow); CI runs the same target bodies over the regression
+# corpus, the fixture seeds and a short mutation run (tests/fuzz_replay.rs, see README.md).
+# Needs cargo-fuzz (`cargo install cargo-fuzz`).
 # cargo fuzz passes nightly-only flags to rustc; with only the stable toolchain it works with
 # RUSTC_BOOTSTRAP=1 (set here). Sanitizer: none by default (safe Rust; panics and assertion
 # failures are what we look for and they abort either way); FUZZ_SANITIZER=address for ASan.
@@ -14,10 +16,15 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(admission_review policy_loader rule_engine)
 sanitizer=${FUZZ_SANITIZER:-none}
+# Seeds and regression inputs come from the CI replay test, so the fuzzer starts from the inputs
+# CI checks (a debug build of the main crate's tests; quick when `cargo test` has run). It runs
+# before RUSTC_BOOTSTRAP is set: cargo rebuilds every crate when that variable changes, here and
+# again at the next plain `cargo test`.
+FUZZ_CORPUS="$PWD/corpus" cargo test --locked --manifest-path ../Cargo.toml --test fuzz_replay \
+  -- --ignored --exact export_seeds --nocapture
 export RUSTC_BOOTSTRAP=1
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-python3 seed.py .. corpus || echo "seeding skipped (needs python3 with PyYAML)"
 cargo fuzz build --sanitizer "$sanitizer"
 
 status=0
