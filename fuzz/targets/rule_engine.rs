@@ -550,23 +550,11 @@ pub fn rule_engine(case: Case) {
         &object
     };
     let (group, version) = group_version(subject["apiVersion"].as_str().unwrap_or_default());
-    let body = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "fuzz-uid",
-            "kind": {"group": group, "version": version, "kind": subject["kind"]},
-            "name": subject["metadata"]["name"],
-            "namespace": namespace,
-            "operation": operation,
-            "userInfo": {"username": case.username.pick(&["alice", "system:serviceaccount:argocd:argocd-application-controller", ""])},
-            "object": object,
-            "oldObject": old_object,
-        }
-    });
-    let Ok(body) = serde_json::to_vec(&body) else {
-        return;
-    };
+    let username = case.username.pick(&[
+        "alice",
+        "system:serviceaccount:argocd:argocd-application-controller",
+        "",
+    ]);
     let ctx = ReviewContext {
         policies: if case.strict_policy {
             &fixtures.strict
@@ -581,21 +569,49 @@ pub fn rule_engine(case: Case) {
     } else {
         Endpoint::Validate
     };
-    let reviewed = review(endpoint, &body, &ctx)
-        .unwrap_or_else(|e| panic!("a well-formed review was refused: {e}"));
-    let answer: Value = serde_json::from_slice(&reviewed.body).expect("answer is JSON");
-    assert_eq!(answer["response"]["uid"], "fuzz-uid");
-    if let Some(encoded) = answer["response"]["patch"].as_str() {
+    // The review of `object` as the API server sends it, and the patch of the answer.
+    let answer_for = |object: &Value| -> Option<json_patch::Patch> {
+        let body = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "fuzz-uid",
+                "kind": {"group": group, "version": version, "kind": subject["kind"]},
+                "name": subject["metadata"]["name"],
+                "namespace": namespace,
+                "operation": operation,
+                "userInfo": {"username": username},
+                "object": object,
+                "oldObject": old_object,
+            }
+        });
+        let body = serde_json::to_vec(&body).ok()?;
+        let reviewed = review(endpoint, &body, &ctx)
+            .unwrap_or_else(|e| panic!("a well-formed review was refused: {e}"));
+        let answer: Value = serde_json::from_slice(&reviewed.body).expect("answer is JSON");
+        assert_eq!(answer["response"]["uid"], "fuzz-uid");
+        let encoded = answer["response"]["patch"].as_str()?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .expect("patch is base64");
-        let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch is RFC 6902");
-        for op in &patch.0 {
-            let path = op.path().to_string();
-            assert!(!path.starts_with("/spec/selector"), "patch touches {path}");
-        }
-        let mut patched = object.clone();
-        json_patch::patch(&mut patched, &patch)
-            .unwrap_or_else(|e| panic!("patch does not apply: {e}\npatch: {patch:?}"));
+        Some(serde_json::from_slice(&bytes).expect("patch is RFC 6902"))
+    };
+    let Some(patch) = answer_for(&object) else {
+        return;
+    };
+    assert!(endpoint == Endpoint::Mutate, "validate must never patch");
+    for op in &patch.0 {
+        let path = op.path().to_string();
+        assert!(!path.starts_with("/spec/selector"), "patch touches {path}");
     }
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &patch)
+        .unwrap_or_else(|e| panic!("patch does not apply: {e}\npatch: {patch:?}"));
+    // Reinvocation: the API server may call a mutating webhook again with its own output, and
+    // a second patch would restart pods on every apply.
+    let again = answer_for(&patched);
+    assert!(
+        again.is_none(),
+        "mutate is not idempotent: second patch {again:?}\nfirst patch {patch:?}"
+    );
 }
