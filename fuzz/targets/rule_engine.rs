@@ -450,37 +450,8 @@ pub struct Case {
 /// Ingress with its Services, Deployments of two versions and an HTTPRoute.
 fn store() -> Store {
     let store = Store::offline();
-    let objects = json!([
-        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
-         "metadata": {"name": "nginx", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
-         "spec": {"controller": "k8s.io/ingress-nginx"}},
-        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-         "metadata": {"namespace": "shop", "name": "web", "creationTimestamp": "2024-01-01T00:00:00Z"},
-         "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {"paths": [
-            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-v1", "port": {"number": 80}}}}]}}]}},
-        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-         "metadata": {"namespace": "shop", "name": "web-canary", "creationTimestamp": "2024-02-01T00:00:00Z",
-            "annotations": {"nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "10"}},
-         "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {"paths": [
-            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-v2", "port": {"number": 80}}}}]}}]}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "shop", "name": "web-v1"},
-         "spec": {"selector": {"app": "web", "version": "v1"}, "ports": [{"name": "http", "port": 80}]}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "shop", "name": "web-v2"},
-         "spec": {"selector": {"app": "web", "version": "v2"}, "ports": [{"name": "http", "port": 80}]}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "shop", "name": "web"},
-         "spec": {"selector": {"app": "web", "version": "v1"}, "ports": [{"name": "http", "port": 80}]}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"namespace": "shop", "name": "web-v1", "generation": 2},
-         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web", "version": "v1"}},
-            "template": {"metadata": {"labels": {"app": "web", "version": "v1"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}}},
-         "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3, "readyReplicas": 3}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"namespace": "shop", "name": "web-v2", "generation": 1},
-         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web", "version": "v2"}},
-            "template": {"metadata": {"labels": {"app": "web", "version": "v2"}}, "spec": {"containers": [{"name": "web", "image": "web:2"}]}}},
-         "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 1}},
-        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"namespace": "shop", "name": "web"},
-         "spec": {"hostnames": ["shop.example.com"], "rules": [{"backendRefs": [
-            {"name": "web-v1", "port": 80, "weight": 90}, {"name": "web-v2", "port": 80, "weight": 10}]}]}},
-    ]);
+    let objects: Value = serde_json::from_str(include_str!("../../tests/data/small-cluster.json"))
+        .expect("tests/data/small-cluster.json is JSON");
     for object in objects.as_array().into_iter().flatten() {
         // The fixture objects are valid; a failure here would show as missing state, not a crash.
         let _ = store.apply_object(object);
