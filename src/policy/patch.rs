@@ -8,7 +8,9 @@
 //! immutable `spec.selector` are refused outright.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -118,28 +120,18 @@ enum Node<'a> {
 }
 
 impl<'a> Node<'a> {
-    /// Lists the members or items of an object or array, so a path can walk into it. Scalars
-    /// stay as they are (the caller reports a bad parent). Only the text of this one level is
-    /// read: members stay raw.
-    fn expand(&mut self) -> Result<(), serde_json::Error> {
+    /// Lists the members or items of an object or array, so a path can walk into it, and those
+    /// of the members named by `along`, one after the other, in a single pass over the text:
+    /// walking `metadata`, then `annotations` one level at a time read the (often huge)
+    /// last-applied configuration once per level. Other members stay raw. Scalars stay as they
+    /// are (the caller reports a bad parent).
+    fn expand(&mut self, along: &[String]) -> Result<(), serde_json::Error> {
         let expanded = match self {
             Node::Raw(raw) => {
-                let text: &'a str = raw.get();
-                match text.as_bytes().first() {
-                    Some(b'{') => Node::Object(
-                        serde_json::from_str::<BTreeMap<String, &'a RawValue>>(text)?
-                            .into_iter()
-                            .map(|(key, member)| (key, Node::Raw(member)))
-                            .collect(),
-                    ),
-                    Some(b'[') => Node::Array(
-                        serde_json::from_str::<Vec<&'a RawValue>>(text)?
-                            .into_iter()
-                            .map(Node::Raw)
-                            .collect(),
-                    ),
-                    _ => Node::Value(serde_json::from_str(text)?),
-                }
+                let mut reader = serde_json::Deserializer::from_str(raw.get());
+                let node = Expand { along }.deserialize(&mut reader)?;
+                reader.end()?;
+                node
             }
             Node::Value(Value::Object(map)) => Node::Object(
                 std::mem::take(map)
@@ -186,6 +178,88 @@ impl<'a> Node<'a> {
     }
 }
 
+/// Reads one JSON value into a [`Node`]: an object or array has its members listed (raw), and
+/// the member named by the first key of `along` is read the same way with the rest of `along`.
+struct Expand<'p> {
+    along: &'p [String],
+}
+
+impl<'de> DeserializeSeed<'de> for Expand<'_> {
+    type Value = Node<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Expand<'_> {
+    type Value = Node<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
+        let mut members = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let member = match self.along.split_first() {
+                Some((next, rest)) if *next == key => {
+                    map.next_value_seed(Expand { along: rest })?
+                }
+                _ => Node::Raw(map.next_value::<&'de RawValue>()?),
+            };
+            // A repeated key: the last one counts, as when parsing into a `Value`.
+            members.insert(key, member);
+        }
+        Ok(Node::Object(members))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
+        // Parsed as the builder parses an index when it walks the path.
+        let wanted = self
+            .along
+            .split_first()
+            .and_then(|(next, rest)| Some((next.parse::<usize>().ok()?, rest)));
+        let mut items = Vec::new();
+        loop {
+            let item = match wanted {
+                Some((index, rest)) if index == items.len() => {
+                    seq.next_element_seed(Expand { along: rest })?
+                }
+                _ => seq.next_element::<&'de RawValue>()?.map(Node::Raw),
+            };
+            match item {
+                Some(item) => items.push(item),
+                None => return Ok(Node::Array(items)),
+            }
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::Null))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::Bool(value)))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::from(value)))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::from(value)))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::from(value)))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::String(value.to_owned())))
+    }
+}
+
 /// Accumulates edits against a working copy of the object, so later edits see the maps earlier
 /// ones created and the resulting patch applies in order to the original.
 #[derive(Debug)]
@@ -218,7 +292,7 @@ impl<'a> PatchBuilder<'a> {
         let mut node = &mut self.working;
         for (depth, key) in parents.iter().enumerate() {
             let here = pointer(&path[..=depth]);
-            node.expand()
+            node.expand(&parents[depth..])
                 .map_err(|_| PatchError::BadParent(here.clone()))?;
             node = match node {
                 Node::Object(map) => {
@@ -245,7 +319,7 @@ impl<'a> PatchBuilder<'a> {
             };
         }
         let full = pointer(path);
-        if node.expand().is_err() {
+        if node.expand(&[]).is_err() {
             return Err(PatchError::BadParent(full));
         }
         let Node::Object(map) = node else {
