@@ -152,8 +152,8 @@ fn opted_out(
         .collect()
 }
 
-/// Runs `rules` for one request. `raw_object` is the object exactly as sent, parsed only when a
-/// patch is built (most requests need none); `annotations` are the object's (or, on DELETE, the old object's), for opt-out.
+/// Runs `rules` for one request. `raw_object` is the object exactly as sent, read only along the
+/// paths a patch touches (most requests need none); `annotations` are the object's (or, on DELETE, the old object's), for opt-out.
 pub fn run<K>(
     rules: &[RuleEntry<K>],
     ctx: &Context<'_, K>,
@@ -218,10 +218,10 @@ pub fn run<K>(
                 }),
                 Outcome::Patch { edits, warn } => {
                     if builder.is_none() {
-                        match raw_object.map(|raw| serde_json::from_str(raw.get())) {
-                            Some(Ok(value)) => builder = Some(PatchBuilder::new(value)),
+                        match raw_object {
+                            Some(raw) => builder = Some(PatchBuilder::new(raw)),
                             // Nothing to patch against (validate endpoint, DELETE): report instead.
-                            _ => {
+                            None => {
                                 verdict
                                     .warnings
                                     .push(warning_text(&source, &finding.message));
@@ -258,7 +258,7 @@ pub fn run<K>(
         }
     }
     if let Some(builder) = builder {
-        verdict.patch = builder.finish().0;
+        verdict.patch = builder.finish();
     }
     verdict
 }

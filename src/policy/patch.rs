@@ -7,7 +7,12 @@
 //! operation (so mutating our own output yields an empty patch), and paths under a Deployment's
 //! immutable `spec.selector` are refused outright.
 
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A change a rule wants, as a path of unescaped keys (array indexes as decimal strings).
@@ -98,19 +103,176 @@ fn is_forbidden(path: &[String]) -> bool {
     path.len() >= 2 && path[0] == "spec" && path[1] == "selector"
 }
 
+/// The object as the edits so far leave it, expanded only along the paths they walked: the rest
+/// stays the text the API server sent, never parsed. Parsing a whole Deployment into a `Value`
+/// (managedFields, the last-applied configuration) cost more than the few members the rules
+/// patch.
+#[derive(Debug)]
+enum Node<'a> {
+    /// Not looked into: the JSON as sent.
+    Raw(&'a RawValue),
+    /// An object whose members have been listed.
+    Object(BTreeMap<String, Node<'a>>),
+    /// An array whose items have been listed.
+    Array(Vec<Node<'a>>),
+    /// A scalar read from the text, or a value an edit wrote.
+    Value(Value),
+}
+
+impl<'a> Node<'a> {
+    /// Lists the members or items of an object or array, so a path can walk into it, and those
+    /// of the members named by `along`, one after the other, in a single pass over the text:
+    /// walking `metadata`, then `annotations` one level at a time read the (often huge)
+    /// last-applied configuration once per level. Other members stay raw. Scalars stay as they
+    /// are (the caller reports a bad parent).
+    fn expand(&mut self, along: &[String]) -> Result<(), serde_json::Error> {
+        let expanded = match self {
+            Node::Raw(raw) => {
+                let mut reader = serde_json::Deserializer::from_str(raw.get());
+                let node = Expand { along }.deserialize(&mut reader)?;
+                reader.end()?;
+                node
+            }
+            Node::Value(Value::Object(map)) => Node::Object(
+                std::mem::take(map)
+                    .into_iter()
+                    .map(|(key, member)| (key, Node::Value(member)))
+                    .collect(),
+            ),
+            Node::Value(Value::Array(items)) => {
+                Node::Array(std::mem::take(items).into_iter().map(Node::Value).collect())
+            }
+            Node::Object(_) | Node::Array(_) | Node::Value(_) => return Ok(()),
+        };
+        *self = expanded;
+        Ok(())
+    }
+
+    /// Whether the member is JSON `null` (which Kubernetes reads as absent).
+    fn is_null(&self) -> bool {
+        match self {
+            Node::Raw(raw) => raw.get() == "null",
+            Node::Value(value) => value.is_null(),
+            Node::Object(_) | Node::Array(_) => false,
+        }
+    }
+
+    /// The value this node holds, parsed (used to compare a leaf with the value an edit wants).
+    fn to_value(&self) -> Result<Value, serde_json::Error> {
+        Ok(match self {
+            Node::Raw(raw) => serde_json::from_str(raw.get())?,
+            Node::Value(value) => value.clone(),
+            Node::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(key, member)| Ok((key.clone(), member.to_value()?)))
+                    .collect::<Result<Map<String, Value>, serde_json::Error>>()?,
+            ),
+            Node::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(Node::to_value)
+                    .collect::<Result<Vec<Value>, serde_json::Error>>()?,
+            ),
+        })
+    }
+}
+
+/// Reads one JSON value into a [`Node`]: an object or array has its members listed (raw), and
+/// the member named by the first key of `along` is read the same way with the rest of `along`.
+struct Expand<'p> {
+    along: &'p [String],
+}
+
+impl<'de> DeserializeSeed<'de> for Expand<'_> {
+    type Value = Node<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Expand<'_> {
+    type Value = Node<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
+        let mut members = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let member = match self.along.split_first() {
+                Some((next, rest)) if *next == key => {
+                    map.next_value_seed(Expand { along: rest })?
+                }
+                _ => Node::Raw(map.next_value::<&'de RawValue>()?),
+            };
+            // A repeated key: the last one counts, as when parsing into a `Value`.
+            members.insert(key, member);
+        }
+        Ok(Node::Object(members))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
+        // Parsed as the builder parses an index when it walks the path.
+        let wanted = self
+            .along
+            .split_first()
+            .and_then(|(next, rest)| Some((next.parse::<usize>().ok()?, rest)));
+        let mut items = Vec::new();
+        loop {
+            let item = match wanted {
+                Some((index, rest)) if index == items.len() => {
+                    seq.next_element_seed(Expand { along: rest })?
+                }
+                _ => seq.next_element::<&'de RawValue>()?.map(Node::Raw),
+            };
+            match item {
+                Some(item) => items.push(item),
+                None => return Ok(Node::Array(items)),
+            }
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::Null))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::Bool(value)))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::from(value)))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::from(value)))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::from(value)))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Node<'de>, E> {
+        Ok(Node::Value(Value::String(value.to_owned())))
+    }
+}
+
 /// Accumulates edits against a working copy of the object, so later edits see the maps earlier
 /// ones created and the resulting patch applies in order to the original.
 #[derive(Debug)]
-pub struct PatchBuilder {
-    working: Value,
+pub struct PatchBuilder<'a> {
+    working: Node<'a>,
     ops: Vec<PatchOp>,
 }
 
-impl PatchBuilder {
-    /// Starts from the object as the API server sent it.
-    pub fn new(original: Value) -> Self {
+impl<'a> PatchBuilder<'a> {
+    /// Starts from the object exactly as the API server sent it.
+    pub fn new(original: &'a RawValue) -> Self {
         Self {
-            working: original,
+            working: Node::Raw(original),
             ops: Vec::new(),
         }
     }
@@ -130,9 +292,11 @@ impl PatchBuilder {
         let mut node = &mut self.working;
         for (depth, key) in parents.iter().enumerate() {
             let here = pointer(&path[..=depth]);
+            node.expand(&parents[depth..])
+                .map_err(|_| PatchError::BadParent(here.clone()))?;
             node = match node {
-                Value::Object(map) => {
-                    if !map.contains_key(key) || map.get(key).is_some_and(Value::is_null) {
+                Node::Object(map) => {
+                    if map.get(key).is_none_or(Node::is_null) {
                         if matches!(edit, Edit::Remove { .. }) {
                             return Ok(());
                         }
@@ -141,41 +305,54 @@ impl PatchBuilder {
                             path: here.clone(),
                             value: Value::Object(Map::new()),
                         });
-                        map.insert(key.clone(), Value::Object(Map::new()));
+                        map.insert(key.clone(), Node::Object(BTreeMap::new()));
                     }
                     map.get_mut(key).ok_or(PatchError::BadParent(here))?
                 }
-                Value::Array(items) => {
+                Node::Array(items) => {
                     let index: usize = key
                         .parse()
                         .map_err(|_| PatchError::BadParent(here.clone()))?;
                     items.get_mut(index).ok_or(PatchError::BadParent(here))?
                 }
-                _ => return Err(PatchError::BadParent(here)),
+                Node::Raw(_) | Node::Value(_) => return Err(PatchError::BadParent(here)),
             };
         }
         let full = pointer(path);
-        let Value::Object(map) = node else {
+        if node.expand(&[]).is_err() {
+            return Err(PatchError::BadParent(full));
+        }
+        let Node::Object(map) = node else {
             return Err(PatchError::BadParent(full));
         };
         match edit {
-            Edit::Set { value, .. } => match map.get(leaf) {
-                Some(current) if current == value => {}
-                Some(current) if !current.is_null() => {
-                    self.ops.push(PatchOp::Replace {
-                        path: full,
-                        value: value.clone(),
-                    });
-                    map.insert(leaf.clone(), value.clone());
+            Edit::Set { value, .. } => {
+                let current = match map.get(leaf) {
+                    Some(current) if !current.is_null() => Some(
+                        current
+                            .to_value()
+                            .map_err(|_| PatchError::BadParent(full.clone()))?,
+                    ),
+                    _ => None,
+                };
+                match current {
+                    Some(current) if current == *value => {}
+                    Some(_) => {
+                        self.ops.push(PatchOp::Replace {
+                            path: full,
+                            value: value.clone(),
+                        });
+                        map.insert(leaf.clone(), Node::Value(value.clone()));
+                    }
+                    None => {
+                        self.ops.push(PatchOp::Add {
+                            path: full,
+                            value: value.clone(),
+                        });
+                        map.insert(leaf.clone(), Node::Value(value.clone()));
+                    }
                 }
-                _ => {
-                    self.ops.push(PatchOp::Add {
-                        path: full,
-                        value: value.clone(),
-                    });
-                    map.insert(leaf.clone(), value.clone());
-                }
-            },
+            }
             Edit::Remove { .. } => {
                 if map.remove(leaf).is_some() {
                     self.ops.push(PatchOp::Remove { path: full });
@@ -190,9 +367,9 @@ impl PatchBuilder {
         &self.ops
     }
 
-    /// The operations and the object as they leave it.
-    pub fn finish(self) -> (Vec<PatchOp>, Value) {
-        (self.ops, self.working)
+    /// The operations, in the order they apply.
+    pub fn finish(self) -> Vec<PatchOp> {
+        self.ops
     }
 }
 
@@ -202,11 +379,12 @@ mod tests {
     use serde_json::json;
 
     fn build(original: Value, edits: &[Edit]) -> Vec<PatchOp> {
-        let mut builder = PatchBuilder::new(original);
+        let raw = serde_json::value::to_raw_value(&original).expect("raw");
+        let mut builder = PatchBuilder::new(&raw);
         for edit in edits {
             builder.apply(edit).expect("edit applies");
         }
-        builder.finish().0
+        builder.finish()
     }
 
     #[test]
@@ -266,7 +444,8 @@ mod tests {
 
     #[test]
     fn selector_is_never_patched() {
-        let mut builder = PatchBuilder::new(json!({"spec": {"selector": {}}}));
+        let raw = serde_json::value::to_raw_value(&json!({"spec": {"selector": {}}})).expect("raw");
+        let mut builder = PatchBuilder::new(&raw);
         let err = builder
             .apply(&Edit::set(
                 ["spec", "selector", "matchLabels", "v"],
@@ -293,5 +472,46 @@ mod tests {
                 value: json!("nginx:1")
             }]
         );
+    }
+
+    #[test]
+    fn later_edits_walk_into_what_earlier_ones_wrote() {
+        let ops = build(
+            json!({"metadata": {"annotations": null}, "spec": {"strategy": {"type": "Recreate"}}}),
+            &[
+                Edit::set(
+                    ["spec", "strategy"],
+                    json!({"rollingUpdate": {"maxSurge": 1}}),
+                ),
+                Edit::set(["spec", "strategy", "rollingUpdate", "maxSurge"], json!(1)),
+                Edit::set(
+                    ["spec", "strategy", "rollingUpdate", "maxUnavailable"],
+                    json!(0),
+                ),
+                Edit::set(["metadata", "annotations", "a"], json!("1")),
+                Edit::remove(["metadata", "labels", "x"]),
+                Edit::remove(["spec", "strategy", "type"]),
+            ],
+        );
+        assert_eq!(
+            serde_json::to_value(&ops).unwrap(),
+            json!([
+                {"op": "replace", "path": "/spec/strategy", "value": {"rollingUpdate": {"maxSurge": 1}}},
+                {"op": "add", "path": "/spec/strategy/rollingUpdate/maxUnavailable", "value": 0},
+                {"op": "add", "path": "/metadata/annotations", "value": {}},
+                {"op": "add", "path": "/metadata/annotations/a", "value": "1"},
+            ])
+        );
+    }
+
+    #[test]
+    fn scalars_are_no_parents() {
+        let raw = serde_json::value::to_raw_value(&json!({"spec": {"replicas": 3}})).expect("raw");
+        let mut builder = PatchBuilder::new(&raw);
+        let err = builder
+            .apply(&Edit::set(["spec", "replicas", "x"], json!(1)))
+            .unwrap_err();
+        assert!(matches!(err, PatchError::BadParent(_)));
+        assert!(builder.ops().is_empty());
     }
 }
