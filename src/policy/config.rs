@@ -542,7 +542,9 @@ fn default_nginx_class_names() -> Vec<String> {
 /// `duplicateBackend` (the same Service and port twice in one split), `neverMatches` (header,
 /// query or path matches that can never match), `regexDialect` (a regular expression RE2-based
 /// gateways reject), `cookieMatch` (an Exact match on the whole `Cookie` header),
-/// `ignoredMatch` (a repeated header or query name, ignored after the first).
+/// `ignoredMatch` (a repeated header or query name, ignored after the first), `shadowedMatch`
+/// (another route on a common listener has the same hostname and an identical match: the
+/// older route takes those requests; deny when the route written is the newer one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteRule {

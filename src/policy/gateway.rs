@@ -48,6 +48,9 @@ impl k8s_openapi::Metadata for HttpRoute {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRouteSpec {
+    /// `parentRefs`: the Gateways (listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
     /// `hostnames`.
     #[serde(default)]
     pub hostnames: Vec<String>,
@@ -170,5 +173,146 @@ impl HttpBackendRef {
     /// The effective weight (`1` when unset).
     pub fn effective_weight(&self) -> i64 {
         self.weight.unwrap_or(1)
+    }
+}
+
+/// One `parentRefs[]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentReference {
+    /// `group` (`gateway.networking.k8s.io` when unset).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// `kind` (`Gateway` when unset).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// `namespace` (the route's when unset).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `name`.
+    #[serde(default)]
+    pub name: String,
+    /// `sectionName`: one listener; every listener of the parent when unset.
+    #[serde(default)]
+    pub section_name: Option<String>,
+    /// `port`: the listeners on that port; any when unset.
+    #[serde(default)]
+    pub port: Option<i64>,
+}
+
+impl ParentReference {
+    /// The parent object with defaults applied: `group/kind/namespace/name`.
+    pub fn parent_key(&self, route_namespace: &str) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.group.as_deref().unwrap_or("gateway.networking.k8s.io"),
+            self.kind.as_deref().unwrap_or("Gateway"),
+            self.namespace.as_deref().unwrap_or(route_namespace),
+            self.name
+        )
+    }
+}
+
+impl HttpRouteRule {
+    /// Each match of the rule as one canonical text (defaults applied, headers and query
+    /// parameters in a fixed order, header names lower-cased as HTTP compares them): two
+    /// matches with the same text select exactly the same requests and have the same
+    /// precedence. A rule without matches has the default one, a prefix match on `/`.
+    pub fn match_keys(&self) -> Vec<String> {
+        let default = [HttpRouteMatch::default()];
+        let matches: &[HttpRouteMatch] = if self.matches.is_empty() {
+            &default
+        } else {
+            &self.matches
+        };
+        matches.iter().map(HttpRouteMatch::canonical).collect()
+    }
+}
+
+impl HttpRouteMatch {
+    /// See [`HttpRouteRule::match_keys`].
+    pub fn canonical(&self) -> String {
+        let (path_type, path) = match &self.path {
+            Some(path) => (
+                path.match_type.as_deref().unwrap_or("PathPrefix"),
+                path.value.as_deref().unwrap_or("/"),
+            ),
+            None => ("PathPrefix", "/"),
+        };
+        let values = |list: &[HttpValueMatch], fold_case: bool| {
+            let mut all: Vec<String> = list
+                .iter()
+                .map(|m| {
+                    let name = if fold_case {
+                        m.name.to_ascii_lowercase()
+                    } else {
+                        m.name.clone()
+                    };
+                    format!("{} {name}={:?}", m.kind(), m.value)
+                })
+                .collect();
+            all.sort();
+            all.join(", ")
+        };
+        let mut text = format!("path {path_type} {path:?}");
+        if let Some(method) = &self.method {
+            text.push_str(&format!(", method {method}"));
+        }
+        if !self.headers.is_empty() {
+            text.push_str(&format!(", headers [{}]", values(&self.headers, true)));
+        }
+        if !self.query_params.is_empty() {
+            text.push_str(&format!(", query [{}]", values(&self.query_params, false)));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(matches: serde_json::Value) -> HttpRouteRule {
+        serde_json::from_value(serde_json::json!({ "matches": matches })).unwrap()
+    }
+
+    /// Identical requests, identical text: defaults applied, header order and header-name case
+    /// do not matter; anything that changes which requests match changes the text.
+    #[test]
+    fn match_keys_are_equal_exactly_for_identical_matches() {
+        let same = [
+            rule(serde_json::json!([])),
+            rule(serde_json::json!([{}])),
+            rule(serde_json::json!([{"path": {"value": "/"}}])),
+            rule(serde_json::json!([{"path": {"type": "PathPrefix", "value": "/"}}])),
+        ];
+        for other in &same[1..] {
+            assert_eq!(same[0].match_keys(), other.match_keys());
+        }
+        let headers = rule(serde_json::json!([{"headers": [
+            {"name": "X-Canary", "value": "true"}, {"name": "x-team", "value": "a"}]}]));
+        let reordered = rule(serde_json::json!([{"headers": [
+            {"name": "x-team", "value": "a", "type": "Exact"}, {"name": "x-canary", "value": "true"}]}]));
+        assert_eq!(headers.match_keys(), reordered.match_keys());
+
+        let different = [
+            rule(serde_json::json!([{"path": {"type": "Exact", "value": "/"}}])),
+            rule(serde_json::json!([{"path": {"value": "/api"}}])),
+            rule(serde_json::json!([{"method": "GET"}])),
+            rule(serde_json::json!([{"headers": [{"name": "x-canary", "value": "false"}]}])),
+            rule(serde_json::json!([{"queryParams": [{"name": "Canary", "value": "true"}]}])),
+            rule(serde_json::json!([{"queryParams": [{"name": "canary", "value": "true"}]}])),
+        ];
+        let mut keys: Vec<Vec<String>> = different.iter().map(HttpRouteRule::match_keys).collect();
+        keys.push(same[0].match_keys());
+        keys.push(headers.match_keys());
+        let count = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            count,
+            "every variant has its own text: {keys:#?}"
+        );
     }
 }

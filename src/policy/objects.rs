@@ -12,6 +12,8 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::policy::gateway::HttpRoute;
+
 pub use crate::policy::labels::Labels;
 
 /// `namespace/name` of a namespaced object. The strings are shared: the store's indexes refer
@@ -411,32 +413,94 @@ impl IngressClassInfo {
     }
 }
 
-/// A Gateway API backend reference as cross-object rules need it.
+/// Where an HTTPRoute attaches: one `parentRefs` entry with its defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteBackendInfo {
-    /// `group` (empty for core).
-    pub group: String,
-    /// `kind` (`Service` when unset).
-    pub kind: String,
-    /// `name`.
-    pub name: String,
-    /// `namespace` (the route's when unset).
-    pub namespace: String,
-    /// `port`.
-    pub port: Option<i32>,
-    /// `weight` (1 when unset).
-    pub weight: i64,
+pub struct RouteParent {
+    /// The parent object: `group/kind/namespace/name` (usually a Gateway).
+    pub parent: String,
+    /// `sectionName`: one listener; `None` for every listener of the parent.
+    pub section: Option<String>,
+    /// `port`: the parent's listeners on that port; `None` for any.
+    pub port: Option<i64>,
 }
 
-/// What the store keeps of an HTTPRoute.
+impl RouteParent {
+    /// Whether both refer to at least one listener in common (same parent, and section and port
+    /// equal where both name one).
+    pub fn overlaps(&self, other: &RouteParent) -> bool {
+        fn compatible<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+        }
+        self.parent == other.parent
+            && compatible(&self.section, &other.section)
+            && compatible(&self.port, &other.port)
+    }
+}
+
+/// What the store keeps of an HTTPRoute: what decides which route a request goes to when two
+/// routes could take it (the Gateway API's precedence), nothing of the backends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRouteInfo {
     /// Namespace and name.
     pub key: ObjectKey,
-    /// `spec.hostnames`.
+    /// `metadata.creationTimestamp` as RFC 3339 (between identical matches the oldest route
+    /// wins); `None` for a route being created.
+    pub created: Option<String>,
+    /// `spec.parentRefs`.
+    pub parents: Vec<RouteParent>,
+    /// `spec.hostnames`; empty means every hostname of the listener.
     pub hostnames: Vec<String>,
-    /// Every backendRef of every rule.
-    pub backends: Vec<RouteBackendInfo>,
+    /// Every match of every rule as canonical text (`gateway::HttpRouteMatch::canonical`),
+    /// sorted, without repeats.
+    pub matches: Vec<String>,
+}
+
+impl HttpRouteInfo {
+    /// Reads what the store keeps of an HTTPRoute.
+    pub fn from_route(route: &HttpRoute, namespace: &str) -> Self {
+        let own_namespace = route.metadata.namespace.as_deref().unwrap_or(namespace);
+        let mut matches: Vec<String> = route
+            .spec
+            .rules
+            .iter()
+            .flat_map(|rule| rule.match_keys())
+            .collect();
+        matches.sort();
+        matches.dedup();
+        Self {
+            key: key_of(&route.metadata, namespace),
+            created: route
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string()),
+            parents: route
+                .spec
+                .parent_refs
+                .iter()
+                .map(|p| RouteParent {
+                    parent: p.parent_key(own_namespace),
+                    section: p.section_name.clone(),
+                    port: p.port,
+                })
+                .collect(),
+            hostnames: route.spec.hostnames.clone(),
+            matches,
+        }
+    }
+
+    /// The hostnames requests must carry to reach this route, each exactly as written; `""`
+    /// stands for "no hostnames" (every hostname of the listener).
+    pub fn hostname_keys(&self) -> Vec<&str> {
+        if self.hostnames.is_empty() {
+            vec![""]
+        } else {
+            self.hostnames.iter().map(String::as_str).collect()
+        }
+    }
 }
 
 /// A ReferenceGrant `from` entry.
@@ -491,43 +555,6 @@ impl ReferenceGrantInfo {
                     && t.kind == to_kind
                     && t.name.as_deref().is_none_or(|n| n == to_name)
             })
-    }
-}
-
-impl HttpRouteInfo {
-    /// Reads the parts of an HTTPRoute (`gateway.networking.k8s.io`) the store keeps. HTTPRoute
-    /// is a CRD, so it is read from JSON; missing fields take the spec's defaults.
-    pub fn from_value(route: &serde_json::Value, namespace: &str) -> Self {
-        let meta = &route["metadata"];
-        let own_namespace = meta["namespace"].as_str().unwrap_or(namespace).to_owned();
-        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-        let backends = route["spec"]["rules"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|rule| rule["backendRefs"].as_array().into_iter().flatten())
-            .map(|b| RouteBackendInfo {
-                group: text(&b["group"]).unwrap_or_default(),
-                kind: text(&b["kind"]).unwrap_or_else(|| "Service".to_owned()),
-                name: text(&b["name"]).unwrap_or_default(),
-                namespace: text(&b["namespace"]).unwrap_or_else(|| own_namespace.clone()),
-                port: b["port"].as_i64().and_then(|p| i32::try_from(p).ok()),
-                weight: b["weight"].as_i64().unwrap_or(1),
-            })
-            .collect();
-        Self {
-            key: ObjectKey::new(
-                own_namespace.clone(),
-                text(&meta["name"]).unwrap_or_default(),
-            ),
-            hostnames: route["spec"]["hostnames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(text)
-                .collect(),
-            backends,
-        }
     }
 }
 

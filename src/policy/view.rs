@@ -6,8 +6,8 @@
 //! (a request must not scan every object of a kind).
 
 use crate::policy::objects::{
-    DeploymentInfo, IngressClassInfo, IngressInfo, Labels, ReferenceGrantInfo, Selector,
-    ServiceInfo, Shared,
+    DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ReferenceGrantInfo,
+    Selector, ServiceInfo, Shared,
 };
 
 /// Whether the view reflects the cluster yet.
@@ -111,6 +111,12 @@ pub trait ClusterView: Send + Sync {
 
     /// IngressClasses marked as the cluster default.
     fn default_ingress_classes(&self) -> Vec<Shared<IngressClassInfo>> {
+        Vec::new()
+    }
+
+    /// HTTPRoutes attached to `parent` (`group/kind/namespace/name`, any listener of it) for
+    /// exactly `hostname` as written (`""`: routes without hostnames).
+    fn http_routes_sharing(&self, _parent: &str, _hostname: &str) -> Vec<Shared<HttpRouteInfo>> {
         Vec::new()
     }
 

@@ -271,6 +271,8 @@ pub struct ClusterIndex {
     ingresses_by_backend: Postings,
     ingress_classes: BTreeMap<String, Shared<IngressClassInfo>>,
     http_routes: HashMap<ObjectKey, Shared<HttpRouteInfo>>,
+    /// HTTPRoutes by parent (`group/kind/namespace/name`) and hostname (`""`: no hostnames).
+    http_routes_by_parent_host: Postings,
     reference_grants: HashMap<String, BTreeMap<String, Shared<ReferenceGrantInfo>>>,
     namespaces: HashMap<String, Labels>,
 }
@@ -365,12 +367,26 @@ impl ClusterIndex {
 
     /// Adds or replaces an HTTPRoute.
     pub fn apply_http_route(&mut self, info: HttpRouteInfo) {
+        self.delete_http_route(&info.key);
+        for parent in &info.parents {
+            for hostname in info.hostname_keys() {
+                self.http_routes_by_parent_host
+                    .add(fingerprint(&[&parent.parent, hostname]), &info.key);
+            }
+        }
         self.http_routes.insert(info.key.clone(), Arc::new(info));
     }
 
     /// Removes an HTTPRoute.
     pub fn delete_http_route(&mut self, key: &ObjectKey) {
-        self.http_routes.remove(key);
+        if let Some(old) = self.http_routes.remove(key) {
+            for parent in &old.parents {
+                for hostname in old.hostname_keys() {
+                    self.http_routes_by_parent_host
+                        .remove(fingerprint(&[&parent.parent, hostname]), key);
+                }
+            }
+        }
     }
 
     /// Adds or replaces a ReferenceGrant.
@@ -462,7 +478,10 @@ impl ClusterIndex {
                 self.ingresses_by_backend = take(&mut other.ingresses_by_backend);
             }
             StoredKind::IngressClass => self.ingress_classes = take(&mut other.ingress_classes),
-            StoredKind::HttpRoute => self.http_routes = take(&mut other.http_routes),
+            StoredKind::HttpRoute => {
+                self.http_routes = take(&mut other.http_routes);
+                self.http_routes_by_parent_host = take(&mut other.http_routes_by_parent_host);
+            }
             StoredKind::ReferenceGrant => {
                 self.reference_grants = take(&mut other.reference_grants);
             }
@@ -579,6 +598,20 @@ impl ClusterIndex {
             .filter_map(|k| self.ingresses.get(k))
             // Postings are keyed by fingerprint: keep only what really routes to `service`.
             .filter(|i| i.backend_services().any(|s| s == service))
+            .cloned()
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::http_routes_sharing`].
+    pub fn http_routes_sharing(&self, parent: &str, hostname: &str) -> Vec<Shared<HttpRouteInfo>> {
+        self.http_routes_by_parent_host
+            .get(fingerprint(&[parent, hostname]))
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.http_routes.get(k))
+            // Postings are keyed by fingerprint: keep only what really attaches there.
+            .filter(|r| r.parents.iter().any(|p| p.parent == parent))
+            .filter(|r| r.hostname_keys().contains(&hostname))
             .cloned()
             .collect()
     }

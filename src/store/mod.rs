@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::manifest::{Document, ManifestError};
+use crate::policy::gateway::HttpRoute;
 
 use crate::policy::objects::{
     DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
@@ -483,7 +484,8 @@ impl StoredObject {
                 StoredObject::IngressClass(IngressClassInfo::from_ingress_class(&typed))
             }
             StoredKind::HttpRoute => {
-                StoredObject::HttpRoute(HttpRouteInfo::from_value(object, namespace))
+                let typed = HttpRoute::deserialize(object).map_err(invalid)?;
+                StoredObject::HttpRoute(HttpRouteInfo::from_route(&typed, namespace))
             }
             StoredKind::ReferenceGrant => {
                 StoredObject::ReferenceGrant(ReferenceGrantInfo::from_value(object, namespace))
@@ -611,6 +613,10 @@ impl ClusterView for Store {
         self.read(ClusterIndex::default_ingress_classes)
     }
 
+    fn http_routes_sharing(&self, parent: &str, hostname: &str) -> Vec<Shared<HttpRouteInfo>> {
+        self.read(|i| i.http_routes_sharing(parent, hostname))
+    }
+
     fn reference_grants(&self, namespace: &str) -> Vec<Shared<ReferenceGrantInfo>> {
         self.read(|i| i.reference_grants(namespace))
     }
@@ -623,6 +629,7 @@ impl ClusterView for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::objects::RouteParent;
     use serde_json::json;
 
     fn deployment(ns: &str, name: &str, selector: Value, labels: Value) -> Value {
@@ -923,8 +930,14 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
             }));
             index.apply(StoredObject::HttpRoute(HttpRouteInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),
-                hostnames: Vec::new(),
-                backends: Vec::new(),
+                created: None,
+                parents: vec![RouteParent {
+                    parent: "gateway.networking.k8s.io/Gateway/gateways/public".into(),
+                    section: None,
+                    port: None,
+                }],
+                hostnames: vec![format!("{app}.example.com")],
+                matches: vec!["path PathPrefix \"/\"".into()],
             }));
             index.apply(StoredObject::ReferenceGrant(ReferenceGrantInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),

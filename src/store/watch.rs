@@ -29,13 +29,16 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
+use crate::policy::gateway::HttpRoute;
 use crate::policy::objects::{
     DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, ObjectKey, ReferenceGrantInfo,
     ServiceInfo,
@@ -127,7 +130,15 @@ pub fn spawn_watchers_with(
                 HTTP_ROUTE_VERSIONS,
             ),
             |route: DynamicObject| {
-                StoredObject::HttpRoute(HttpRouteInfo::from_value(&spec_only(route), ""))
+                let value = spec_only(route);
+                // The API server validated the route against its schema, so it parses; should a
+                // newer API version ever carry a field this reading rejects, the route is kept
+                // by name without attachments rather than dropped from the counts.
+                let typed = HttpRoute::deserialize(&value).unwrap_or_else(|_| HttpRoute {
+                    metadata: ObjectMeta::deserialize(&value["metadata"]).unwrap_or_default(),
+                    ..HttpRoute::default()
+                });
+                StoredObject::HttpRoute(HttpRouteInfo::from_route(&typed, ""))
             },
         ),
         spawn(
@@ -145,7 +156,7 @@ pub fn spawn_watchers_with(
     ]
 }
 
-/// Keeps the metadata and spec of a CRD object and drops the rest (status, managedFields) before
+/// Keeps the identity, creation time and spec of a CRD object and drops the rest (status, managedFields) before
 /// the slice parser reads it.
 fn spec_only(mut object: DynamicObject) -> Value {
     let spec = object
@@ -157,6 +168,7 @@ fn spec_only(mut object: DynamicObject) -> Value {
         "metadata": {
             "namespace": object.metadata.namespace.take(),
             "name": object.metadata.name.take(),
+            "creationTimestamp": object.metadata.creation_timestamp.take(),
         },
         "spec": spec,
     })

@@ -18,14 +18,20 @@
 //!   MinLength 1; of several entries with an equivalent (case-insensitive) header name only the
 //!   first is considered. There is no cookie match type: A/B by cookie is a match on the
 //!   `Cookie` header.
+//! - Precedence between routes (`HTTPRouteRule.matches`, `HTTPRouteSpec.hostnames`): the most
+//!   specific hostname, then the most specific match (Exact path, longest prefix, method, most
+//!   header and query matches); ties across routes go to the oldest route by creation
+//!   timestamp, then to the first by `namespace/name`. Two routes on a common listener with the
+//!   same hostname and an identical match therefore never share those requests: the newer
+//!   route's rule gets none of them, whatever its weights say.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::policy::config::{RuleSettings, Rules};
 use crate::policy::engine::{Context, RuleEntry};
 use crate::policy::finding::{EvalError, Finding, RulePhase, Severity};
 use crate::policy::gateway::{HttpBackendRef, HttpRoute, HttpRouteRule, HttpValueMatch};
-use crate::policy::objects::PortRef;
+use crate::policy::objects::{HttpRouteInfo, PortRef};
 use crate::policy::view::{ClusterView, SyncStatus};
 
 /// The rule's key under `rules`.
@@ -44,6 +50,7 @@ pub const CHECKS: &[&str] = &[
     "regexDialect",
     "cookieMatch",
     "ignoredMatch",
+    "shadowedMatch",
 ];
 
 /// Largest weight the API allows.
@@ -90,7 +97,102 @@ pub fn evaluate(ctx: &Context<'_, HttpRoute>) -> Result<Vec<Finding>, EvalError>
     for (label, rule) in labels.iter().zip(&route.spec.rules) {
         check_backends(ctx.view, namespace, label, rule, &mut findings);
     }
+    check_shadowed(
+        ctx.view,
+        &HttpRouteInfo::from_route(route, namespace),
+        &mut findings,
+    );
     Ok(findings)
+}
+
+/// Most hostname + match pairs named in one message.
+const MAX_LISTED: usize = 3;
+
+/// The Gateway API's tie-break between routes with identical matches: true when `a` takes the
+/// requests rather than `b`. A route without a creation timestamp is being created: newest.
+fn takes_precedence(a: &HttpRouteInfo, b: &HttpRouteInfo) -> bool {
+    match (&a.created, &b.created) {
+        (Some(x), Some(y)) if x != y => x < y,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        _ => a.key.to_string() < b.key.to_string(),
+    }
+}
+
+/// `group/kind/namespace/name` as a message names it (`Gateway gateways/public`).
+fn display_parent(parent: &str) -> String {
+    let mut parts = parent.splitn(4, '/');
+    let (group, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (namespace, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if group == GATEWAY_GROUP {
+        format!("{kind} {namespace}/{name}")
+    } else {
+        format!("{kind}.{group} {namespace}/{name}")
+    }
+}
+
+/// Other routes on a listener this route also attaches to, with the same hostname and an
+/// identical match: per the precedence rules above only the older of the two gets those
+/// requests. Deny when this route is the one left without them (its split never runs); warn
+/// when this write takes them from the other route.
+fn check_shadowed(view: &dyn ClusterView, me: &HttpRouteInfo, findings: &mut Vec<Finding>) {
+    // Other route → (where, match) pairs, split by who wins.
+    let mut lost: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut taken: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for parent in &me.parents {
+        for hostname in me.hostname_keys() {
+            for other in view.http_routes_sharing(&parent.parent, hostname) {
+                if other.key == me.key || !other.parents.iter().any(|p| p.overlaps(parent)) {
+                    continue;
+                }
+                let host = if hostname.is_empty() {
+                    "any hostname".to_owned()
+                } else {
+                    format!("hostname {hostname}")
+                };
+                for shared in me.matches.iter().filter(|m| other.matches.contains(m)) {
+                    let place = format!("{} {host}: {shared}", display_parent(&parent.parent));
+                    let side = if takes_precedence(&other, me) {
+                        &mut lost
+                    } else {
+                        &mut taken
+                    };
+                    side.entry(other.key.to_string()).or_default().insert(place);
+                }
+            }
+        }
+    }
+    let listed = |places: &BTreeSet<String>| {
+        let shown: Vec<&str> = places.iter().take(MAX_LISTED).map(String::as_str).collect();
+        match places.len().saturating_sub(MAX_LISTED) {
+            0 => shown.join("; "),
+            more => format!("{} and {more} more", shown.join("; ")),
+        }
+    };
+    for (other, places) in &lost {
+        findings.push(finding(
+            "shadowedMatch",
+            Severity::Deny,
+            format!(
+                "HTTPRoute {other} is older and has the identical match ({}): the Gateway gives \
+                 identical matches to the oldest route, so this route's rules never receive \
+                 those requests and their weights split nothing; put the split into {other}, or \
+                 make this route's matches differ (a header match for the canary, a hostname)",
+                listed(places)
+            ),
+        ));
+    }
+    for (other, places) in &taken {
+        findings.push(finding(
+            "shadowedMatch",
+            Severity::Warn,
+            format!(
+                "HTTPRoute {other} is newer and has the identical match ({}): from now on the \
+                 Gateway sends those requests to this route, no longer to {other}'s backends",
+                listed(places)
+            ),
+        ));
+    }
 }
 
 /// Why a backendRef will not receive traffic, if it will not.
