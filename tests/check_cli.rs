@@ -246,7 +246,8 @@ fn cross_object_rules_see_the_other_manifests() {
 }
 
 /// The strategy examples: everything sound is allowed, the broken HTTPRoute is denied for its
-/// regex and warned about its implicit weight.
+/// regex and warned about its implicit weight, and the canary split put in a second route with
+/// the same match as the main route is denied (the main route takes its requests).
 #[test]
 fn strategy_examples_get_the_documented_verdicts() {
     let output = check(&["-f", "examples/strategies"]);
@@ -259,5 +260,14 @@ fn strategy_examples_get_the_documented_verdicts() {
     assert!(text.contains("HTTPRoute store/checkout: ALLOWED"), "{text}");
     assert!(text.contains("Service shop/shop: ALLOWED"), "{text}");
     assert!(!text.contains("deploymentSiblings"), "{text}");
-    assert!(text.contains("\n12 objects: 1 denied, "), "{text}");
+    assert!(
+        text.contains("HTTPRoute store/cart-canary: DENIED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("denied [httpRoute.shadowedMatch]: HTTPRoute store/cart has"),
+        "{text}"
+    );
+    assert!(text.contains("HTTPRoute store/cart: ALLOWED"), "{text}");
+    assert!(text.contains("\n16 objects: 2 denied, "), "{text}");
 }

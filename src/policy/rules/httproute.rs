@@ -108,14 +108,18 @@ pub fn evaluate(ctx: &Context<'_, HttpRoute>) -> Result<Vec<Finding>, EvalError>
 /// Most hostname + match pairs named in one message.
 const MAX_LISTED: usize = 3;
 
-/// The Gateway API's tie-break between routes with identical matches: true when `a` takes the
-/// requests rather than `b`. A route without a creation timestamp is being created: newest.
-fn takes_precedence(a: &HttpRouteInfo, b: &HttpRouteInfo) -> bool {
+/// The Gateway API's tie-break between routes with identical matches: whether `a` takes the
+/// requests rather than `b`, and why. A route without a creation timestamp is being created
+/// (newest); manifests read by `check` have none at all, so the name decides there.
+fn precedence(a: &HttpRouteInfo, b: &HttpRouteInfo) -> (bool, &'static str) {
     match (&a.created, &b.created) {
-        (Some(x), Some(y)) if x != y => x < y,
-        (Some(_), None) => true,
-        (None, Some(_)) => false,
-        _ => a.key.to_string() < b.key.to_string(),
+        (Some(x), Some(y)) if x != y => (x < y, "by creation time"),
+        (Some(_), None) => (true, "by creation time"),
+        (None, Some(_)) => (false, "by creation time"),
+        _ => (
+            a.key.to_string() < b.key.to_string(),
+            "created at the same time, by namespace/name",
+        ),
     }
 }
 
@@ -136,9 +140,9 @@ fn display_parent(parent: &str) -> String {
 /// requests. Deny when this route is the one left without them (its split never runs); warn
 /// when this write takes them from the other route.
 fn check_shadowed(view: &dyn ClusterView, me: &HttpRouteInfo, findings: &mut Vec<Finding>) {
-    // Other route → (where, match) pairs, split by who wins.
-    let mut lost: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut taken: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // (Other route, why) → (where, match) pairs, split by who wins.
+    let mut lost: BTreeMap<(String, &str), BTreeSet<String>> = BTreeMap::new();
+    let mut taken: BTreeMap<(String, &str), BTreeSet<String>> = BTreeMap::new();
     for parent in &me.parents {
         for hostname in me.hostname_keys() {
             for other in view.http_routes_sharing(&parent.parent, hostname) {
@@ -152,12 +156,11 @@ fn check_shadowed(view: &dyn ClusterView, me: &HttpRouteInfo, findings: &mut Vec
                 };
                 for shared in me.matches.iter().filter(|m| other.matches.contains(m)) {
                     let place = format!("{} {host}: {shared}", display_parent(&parent.parent));
-                    let side = if takes_precedence(&other, me) {
-                        &mut lost
-                    } else {
-                        &mut taken
-                    };
-                    side.entry(other.key.to_string()).or_default().insert(place);
+                    let (other_wins, why) = precedence(&other, me);
+                    let side = if other_wins { &mut lost } else { &mut taken };
+                    side.entry((other.key.to_string(), why))
+                        .or_default()
+                        .insert(place);
                 }
             }
         }
@@ -169,26 +172,27 @@ fn check_shadowed(view: &dyn ClusterView, me: &HttpRouteInfo, findings: &mut Vec
             more => format!("{} and {more} more", shown.join("; ")),
         }
     };
-    for (other, places) in &lost {
+    for ((other, why), places) in &lost {
         findings.push(finding(
             "shadowedMatch",
             Severity::Deny,
             format!(
-                "HTTPRoute {other} is older and has the identical match ({}): the Gateway gives \
-                 identical matches to the oldest route, so this route's rules never receive \
-                 those requests and their weights split nothing; put the split into {other}, or \
-                 make this route's matches differ (a header match for the canary, a hostname)",
+                "HTTPRoute {other} has the identical match and comes first ({why}): {}; the \
+                 Gateway gives identical matches to the oldest route, so this route's rules \
+                 never receive those requests and their weights split nothing; put the split \
+                 into {other}, or make this route's matches differ (a header match for the \
+                 canary, a hostname)",
                 listed(places)
             ),
         ));
     }
-    for (other, places) in &taken {
+    for ((other, why), places) in &taken {
         findings.push(finding(
             "shadowedMatch",
             Severity::Warn,
             format!(
-                "HTTPRoute {other} is newer and has the identical match ({}): from now on the \
-                 Gateway sends those requests to this route, no longer to {other}'s backends",
+                "HTTPRoute {other} has the identical match and comes after this route ({why}): \
+                 {}; the Gateway sends those requests here, not to {other}'s backends",
                 listed(places)
             ),
         ));
