@@ -128,7 +128,7 @@ fn display_parent(parent: &str) -> String {
     let mut parts = parent.splitn(4, '/');
     let (group, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (namespace, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if group == GATEWAY_GROUP {
+    if group == GATEWAY_GROUP || group.is_empty() {
         format!("{kind} {namespace}/{name}")
     } else {
         format!("{kind}.{group} {namespace}/{name}")
