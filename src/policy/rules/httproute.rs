@@ -597,6 +597,44 @@ mod tests {
 
     use serde_json::{json, Value};
 
+    /// The Gateway API's tie-break: older first, a route being created last, and by
+    /// `namespace/name` when the creation times are equal or unknown (manifests).
+    #[test]
+    fn precedence_between_identical_matches() {
+        use super::{display_parent, precedence};
+        use crate::policy::objects::{HttpRouteInfo, ObjectKey};
+        let route = |name: &str, created: Option<&str>| HttpRouteInfo {
+            key: ObjectKey::new("shop", name),
+            created: created.map(str::to_owned),
+            parents: Vec::new(),
+            hostnames: Vec::new(),
+            matches: Vec::new(),
+        };
+        let (old, new) = (
+            route("b", Some("2024-01-01T00:00:00Z")),
+            route("a", Some("2024-02-01T00:00:00Z")),
+        );
+        assert!(precedence(&old, &new).0 && !precedence(&new, &old).0);
+        let creating = route("0-first-by-name", None);
+        assert!(precedence(&new, &creating).0 && !precedence(&creating, &new).0);
+        let (a, b) = (route("a", None), route("b", None));
+        assert_eq!(
+            precedence(&a, &b),
+            (true, "created at the same time, by namespace/name")
+        );
+        assert!(!precedence(&b, &a).0);
+
+        assert_eq!(
+            display_parent("gateway.networking.k8s.io/Gateway/gateways/public"),
+            "Gateway gateways/public"
+        );
+        assert_eq!(display_parent("/Service/shop/web"), "Service shop/web");
+        assert_eq!(
+            display_parent("example.io/Listener/shop/edge"),
+            "Listener.example.io shop/edge"
+        );
+    }
+
     fn service(namespace: &str, name: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"namespace": namespace, "name": name},
