@@ -342,11 +342,7 @@ impl IngressInfo {
         }
         Self {
             key: key_of(&ingress.metadata, namespace),
-            created: ingress
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.to_string()),
+            created: created_of(&ingress.metadata),
             class,
             nginx_annotations,
             paths,
@@ -472,11 +468,7 @@ impl HttpRouteInfo {
         matches.dedup();
         Self {
             key: key_of(&route.metadata, namespace),
-            created: route
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.to_string()),
+            created: created_of(&route.metadata),
             parents: route
                 .spec
                 .parent_refs
@@ -587,6 +579,12 @@ impl ReferenceGrantInfo {
                 .collect(),
         }
     }
+}
+
+/// `metadata.creationTimestamp` as RFC 3339 text (the controllers' "oldest wins" orderings
+/// compare it), `None` for an object being created.
+fn created_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
+    meta.creation_timestamp.as_ref().map(|t| t.0.to_string())
 }
 
 fn key_of(
