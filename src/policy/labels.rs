@@ -41,7 +41,11 @@ impl Labels {
             0 => 0,
             _ => self.ends[index - 1] as usize,
         };
-        &self.text[start..self.ends[index] as usize]
+        // `get`: offsets saturate at u32::MAX (see `offset`), so a map over 4 GiB, which no
+        // request or watch can carry, would read as empty strings rather than panic.
+        self.text
+            .get(start..self.ends[index] as usize)
+            .unwrap_or_default()
     }
 
     fn key_at(&self, entry: usize) -> &str {
