@@ -794,6 +794,17 @@ mod tests {
         )
     }
 
+    /// The usual canary under test: `web-canary`, created after the main, 10 % by weight.
+    fn weighted_canary(service: &str) -> Value {
+        canary(
+            "web-canary",
+            "2024-02-01T00:00:00Z",
+            json!({"nginx.ingress.kubernetes.io/canary": "true",
+                "nginx.ingress.kubernetes.io/canary-weight": "10"}),
+            service,
+        )
+    }
+
     fn canary(name: &str, created: &str, annotations: Value, service: &str) -> Value {
         ingress(name, created, annotations, json!([path("/", service)]))
     }
@@ -801,18 +812,7 @@ mod tests {
     #[test]
     fn valid_weighted_canary_is_allowed_quietly() {
         let state = store(&[main_web(), service("web-v1"), service("web-v2")]);
-        let out = run(
-            &state,
-            "CREATE",
-            Some(canary(
-                "web-canary",
-                "2024-02-01T00:00:00Z",
-                json!({"nginx.ingress.kubernetes.io/canary": "true",
-                    "nginx.ingress.kubernetes.io/canary-weight": "10"}),
-                "web-v2",
-            )),
-            None,
-        );
+        let out = run(&state, "CREATE", Some(weighted_canary("web-v2")), None);
         assert!(out.allowed, "{:?}", out.denials);
         assert!(out.warnings.is_empty(), "{:?}", out.warnings);
     }
@@ -948,18 +948,7 @@ mod tests {
     #[test]
     fn canary_on_the_main_service_is_denied() {
         let state = store(&[main_web(), service("web-v1")]);
-        let out = run(
-            &state,
-            "CREATE",
-            Some(canary(
-                "web-canary",
-                "2024-02-01T00:00:00Z",
-                json!({"nginx.ingress.kubernetes.io/canary": "true",
-                    "nginx.ingress.kubernetes.io/canary-weight": "10"}),
-                "web-v1",
-            )),
-            None,
-        );
+        let out = run(&state, "CREATE", Some(weighted_canary("web-v1")), None);
         assert!(
             has(&out.denials, "ingressCanary.sameService"),
             "{:?}",
@@ -977,18 +966,7 @@ mod tests {
                 "backend": {"service": {"name": "web-v1", "port": {"number": 80}}}}]),
         );
         let state = store(&[main, service("web-v2")]);
-        let out = run(
-            &state,
-            "CREATE",
-            Some(canary(
-                "web-canary",
-                "2024-02-01T00:00:00Z",
-                json!({"nginx.ingress.kubernetes.io/canary": "true",
-                    "nginx.ingress.kubernetes.io/canary-weight": "10"}),
-                "web-v2",
-            )),
-            None,
-        );
+        let out = run(&state, "CREATE", Some(weighted_canary("web-v2")), None);
         assert!(
             has(&out.denials, "pathType must match too"),
             "{:?}",
@@ -999,18 +977,7 @@ mod tests {
     #[test]
     fn missing_backend_service_warns() {
         let state = store(&[main_web(), service("web-v1")]);
-        let out = run(
-            &state,
-            "CREATE",
-            Some(canary(
-                "web-canary",
-                "2024-02-01T00:00:00Z",
-                json!({"nginx.ingress.kubernetes.io/canary": "true",
-                    "nginx.ingress.kubernetes.io/canary-weight": "10"}),
-                "web-v2",
-            )),
-            None,
-        );
+        let out = run(&state, "CREATE", Some(weighted_canary("web-v2")), None);
         assert!(out.allowed, "{:?}", out.denials);
         assert!(
             has(&out.warnings, "shop/web-v2 does not exist"),
@@ -1021,13 +988,7 @@ mod tests {
 
     #[test]
     fn deleting_a_main_with_a_canary_is_denied_and_without_allowed() {
-        let the_canary = canary(
-            "web-canary",
-            "2024-02-01T00:00:00Z",
-            json!({"nginx.ingress.kubernetes.io/canary": "true",
-                "nginx.ingress.kubernetes.io/canary-weight": "10"}),
-            "web-v2",
-        );
+        let the_canary = weighted_canary("web-v2");
         let with_canary = store(&[main_web(), the_canary.clone()]);
         let out = run(&with_canary, "DELETE", None, Some(main_web()));
         assert!(
