@@ -16,12 +16,18 @@
 //!   from pseudo-random bytes. `FUZZ_REPLAY_ITERATIONS` and `FUZZ_REPLAY_SEED` widen or move
 //!   the search.
 //!
-//! A failing input is saved under `target/tmp/fuzz-replay-failures/<target>/` so it can be
-//! reproduced with cargo fuzz and committed to `fuzz/regressions/` (see fuzz/README.md).
+//! A failing input (a panic, or a hang: one input running past `HANG_LIMIT`) is saved under
+//! `target/tmp/fuzz-replay-failures/<target>/` so it can be reproduced with cargo fuzz and
+//! committed to `fuzz/regressions/` (see fuzz/README.md).
 
+use std::collections::HashMap;
 use std::fs;
+use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use rollout_guard::policy::config::{API_VERSION, KIND};
@@ -88,11 +94,80 @@ const RULE_ENGINE: Target = Target {
     run: rule_engine_bytes,
 };
 
+/// How long one input may run before it counts as a hang (the serde_yaml multi-document loop
+/// was one). Inputs take micro- to milliseconds; this only turns an endless loop into a failure
+/// that names and saves its input instead of a CI job that never ends. Nothing is asserted about
+/// speed.
+const HANG_LIMIT: Duration = Duration::from_secs(60);
+
+/// The input each test thread is running, for the hang watchdog.
+struct Running {
+    target: &'static str,
+    what: String,
+    input: Vec<u8>,
+    since: Instant,
+}
+
+fn running() -> &'static Mutex<HashMap<ThreadId, Running>> {
+    static RUNNING: OnceLock<Mutex<HashMap<ThreadId, Running>>> = OnceLock::new();
+    RUNNING.get_or_init(|| {
+        // One watchdog for the whole test binary: a hung input cannot be interrupted, so it is
+        // saved, reported, and the process ends.
+        std::thread::spawn(|| loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let guard = running().lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(hung) = guard.values().find(|r| r.since.elapsed() > HANG_LIMIT) {
+                let saved = save_failure(hung.target, &hung.input);
+                // Straight to stderr: the test harness captures `eprintln!` of test threads (and
+                // of threads they spawn) and would drop it when the process exits here.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{} ran {}s on {} without finishing (a hang); the input is saved as {}\n\
+                     reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none {} {}",
+                    hung.target,
+                    HANG_LIMIT.as_secs(),
+                    hung.what,
+                    saved.display(),
+                    hung.target,
+                    saved.display()
+                );
+                std::process::exit(101);
+            }
+        });
+        Mutex::new(HashMap::new())
+    })
+}
+
+/// Saves a failing input under `target/tmp/fuzz-replay-failures/<target>/`.
+fn save_failure(target: &str, input: &[u8]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("fuzz-replay-failures")
+        .join(target);
+    let path = dir.join(format!("crash-{:016x}", fnv1a(input)));
+    // Best effort: the failure is reported whether or not the file was written.
+    let _ = fs::create_dir_all(&dir).and_then(|()| fs::write(&path, input));
+    path
+}
+
 impl Target {
-    /// Runs one input; if it panics, saves it and fails naming `what` (where it came from).
+    /// Runs one input; if it panics (or hangs: see `HANG_LIMIT`), saves it and fails naming
+    /// `what` (where it came from).
     fn check(&self, what: &dyn std::fmt::Display, input: &[u8]) {
-        if catch_unwind(AssertUnwindSafe(|| (self.run)(input))).is_err() {
-            let saved = self.save_failure(input);
+        let thread = std::thread::current().id();
+        let lock = || running().lock().unwrap_or_else(|e| e.into_inner());
+        lock().insert(
+            thread,
+            Running {
+                target: self.name,
+                what: what.to_string(),
+                input: input.to_vec(),
+                since: Instant::now(),
+            },
+        );
+        let outcome = catch_unwind(AssertUnwindSafe(|| (self.run)(input)));
+        lock().remove(&thread);
+        if outcome.is_err() {
+            let saved = save_failure(self.name, input);
             panic!(
                 "{} panicked on {what} (panic message above); the input is saved as {}\n\
                  reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none {} {}",
@@ -102,16 +177,6 @@ impl Target {
                 saved.display()
             );
         }
-    }
-
-    fn save_failure(&self, input: &[u8]) -> PathBuf {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("fuzz-replay-failures")
-            .join(self.name);
-        let path = dir.join(format!("crash-{:016x}", fnv1a(input)));
-        // Best effort: the panic below reports the failure whether or not the file was written.
-        let _ = fs::create_dir_all(&dir).and_then(|()| fs::write(&path, input));
-        path
     }
 
     /// The committed regression inputs for this target, as (path, bytes), sorted by name.
