@@ -54,6 +54,25 @@ fn run_to_exit(command: &mut Command) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `serve ARGS` on OS-chosen ports, which must refuse to start: exits unsuccessfully by itself
+/// and listens nowhere (prints no banner).
+fn serve_refused(args: &[&str]) -> Output {
+    let output = run_to_exit(
+        Command::new(BIN)
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(args),
+    );
+    assert!(!output.status.success(), "{output:?}");
+    assert!(output.stdout.is_empty(), "nothing may listen: {output:?}");
+    output
+}
+
 /// `certs generate` into `out`; checks the printed caBundle is base64 of the CA PEM.
 fn generate_certs(out: &Path) {
     let output = run_to_exit(Command::new(BIN).args([
@@ -760,18 +779,12 @@ fn refuses_to_start_with_a_key_of_another_certificate() {
     let (first, second) = (dir.path("first"), dir.path("second"));
     generate_certs(&first);
     generate_certs(&second);
-    let output = run_to_exit(Command::new(BIN).args([
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--metrics-addr",
-        "127.0.0.1:0",
+    let output = serve_refused(&[
         "--tls-cert",
         first.join("tls.crt").to_str().unwrap(),
         "--tls-key",
         second.join("tls.key").to_str().unwrap(),
-    ]));
-    assert!(!output.status.success());
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("does not belong to the certificate")
@@ -779,7 +792,6 @@ fn refuses_to_start_with_a_key_of_another_certificate() {
             && stderr.contains(&second.join("tls.key").display().to_string()),
         "{stderr}"
     );
-    assert!(output.stdout.is_empty(), "nothing may listen: {output:?}");
 }
 
 #[test]
@@ -794,26 +806,19 @@ fn refuses_to_start_with_invalid_policies_listing_every_error() {
     )
     .unwrap();
     std::fs::write(policies.join("b.yml"), "- just\n- a list\n").unwrap();
-    let output = run_to_exit(Command::new(BIN).args([
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--metrics-addr",
-        "127.0.0.1:0",
+    let output = serve_refused(&[
         "--tls-cert",
         dir.path("tls.crt").to_str().unwrap(),
         "--tls-key",
         dir.path("tls.key").to_str().unwrap(),
         "--policies",
         policies.to_str().unwrap(),
-    ]));
-    assert!(!output.status.success());
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("a.yaml") && stderr.contains("b.yml"),
         "{stderr}"
     );
-    assert!(output.stdout.is_empty(), "nothing may listen: {output:?}");
 }
 
 /// An Ingress review as the API server sends it to the validating webhook.
