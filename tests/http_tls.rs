@@ -527,13 +527,19 @@ async fn answers_admission_reviews_over_tls() {
     );
 
     // And the server still answers after all of that.
+    assert_validates(&client, &server, "7f1e2d3c-0003").await;
+}
+
+/// Posts a Deployment CREATE review (uid `uid`) to `/validate` and expects it answered: the
+/// server is still serving.
+async fn assert_validates(client: &reqwest::Client, server: &Server, uid: &str) {
     let response = client
         .post(server.url("/validate"))
-        .body(serde_json::to_vec(&deployment_create("7f1e2d3c-0003")).unwrap())
+        .body(serde_json::to_vec(&deployment_create(uid)).unwrap())
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 200, "review {uid}");
 }
 
 /// Lays out `pair` the way the kubelet mounts a Secret and atomically re-points `..data`.
@@ -668,13 +674,7 @@ async fn picks_up_a_rotated_certificate_from_a_kubelet_symlink_swap() {
         })
         .await;
     assert!(recovered.is_some(), "{}", server.logs());
-    let response = client(&server, &cas)
-        .post(server.url("/validate"))
-        .body(serde_json::to_vec(&deployment_create("rotation")).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_validates(&client(&server, &cas), &server, "rotation").await;
     assert!(server.process.child.try_wait().unwrap().is_none());
 }
 
@@ -711,13 +711,7 @@ async fn sigterm_turns_unready_keeps_serving_through_the_delay_and_drains_in_fli
     );
 
     // During the delay new connections are still served (endpoints may still route here).
-    let response = client
-        .post(server.url("/validate"))
-        .body(serde_json::to_vec(&deployment_create("during-delay")).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_validates(&client, &server, "during-delay").await;
 
     // A request in flight: headers sent, the handler waiting for the body (it asked for it
     // with 100 Continue), when the drain begins.
