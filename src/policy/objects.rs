@@ -94,6 +94,13 @@ impl Selector {
         }
     }
 
+    /// Whether a map-only selector (a Service's `spec.selector`) selects `labels`: the same
+    /// answer as `Selector::from_labels(selector).matches(labels)`, without building (and
+    /// copying the map into) a `Selector` for each candidate.
+    pub fn map_selects(selector: &Labels, labels: &Labels) -> bool {
+        !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+
     /// A map-only selector (Services).
     pub fn from_labels(labels: &Labels) -> Self {
         Self {
@@ -630,6 +637,26 @@ mod tests {
             ("legacy", "1")
         ])));
         assert!(!Selector::default().matches(&labels(&[("app", "web")])));
+    }
+
+    /// `map_selects` answers exactly as building a `Selector` from the map would.
+    #[test]
+    fn map_selects_agrees_with_a_built_selector() {
+        let maps = [
+            Labels::new(),
+            Labels::from([("app", "web")]),
+            Labels::from([("app", "web"), ("version", "v2")]),
+            Labels::from([("app", "api")]),
+        ];
+        for selector in &maps {
+            for labels in &maps {
+                assert_eq!(
+                    Selector::map_selects(selector, labels),
+                    Selector::from_labels(selector).matches(labels),
+                    "{selector:?} selecting {labels:?}"
+                );
+            }
+        }
     }
 
     #[test]

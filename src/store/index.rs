@@ -566,7 +566,7 @@ impl ClusterIndex {
         self.services
             .sharing_any(namespace, labels)
             .into_iter()
-            .filter(|s| Selector::from_labels(&s.selector).matches(labels))
+            .filter(|s| Selector::map_selects(&s.selector, labels))
             .cloned()
             .collect()
     }
