@@ -129,17 +129,7 @@ pub fn spawn_watchers_with(
                 "httproutes",
                 HTTP_ROUTE_VERSIONS,
             ),
-            |route: DynamicObject| {
-                let value = spec_only(route);
-                // The API server validated the route against its schema, so it parses; should a
-                // newer API version ever carry a field this reading rejects, the route is kept
-                // by name without attachments rather than dropped from the counts.
-                let typed = HttpRoute::deserialize(&value).unwrap_or_else(|_| HttpRoute {
-                    metadata: ObjectMeta::deserialize(&value["metadata"]).unwrap_or_default(),
-                    ..HttpRoute::default()
-                });
-                StoredObject::HttpRoute(HttpRouteInfo::from_route(&typed, ""))
-            },
+            http_route_from_watch,
         ),
         spawn(
             WatchedKind::crd(
@@ -154,6 +144,18 @@ pub fn spawn_watchers_with(
             },
         ),
     ]
+}
+
+/// An HTTPRoute from a watch event as the store keeps it. The API server validated the route
+/// against its schema, so it parses; should a newer API version ever carry a field this reading
+/// rejects, the route is kept by name without attachments rather than dropped from the counts.
+fn http_route_from_watch(route: DynamicObject) -> StoredObject {
+    let value = spec_only(route);
+    let typed = HttpRoute::deserialize(&value).unwrap_or_else(|_| HttpRoute {
+        metadata: ObjectMeta::deserialize(&value["metadata"]).unwrap_or_default(),
+        ..HttpRoute::default()
+    });
+    StoredObject::HttpRoute(HttpRouteInfo::from_route(&typed, ""))
 }
 
 /// Keeps the identity, creation time and spec of a CRD object and drops the rest (status, managedFields) before
@@ -376,4 +378,49 @@ where
     }
     // `watcher` streams do not end; if one ever does, treat it as a failure and start over.
     Ended::Failed("watch stream ended".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dynamic(value: Value) -> DynamicObject {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// A watched route keeps what the shadowing check reads (creation time included, which
+    /// `spec_only` must carry); one this reading cannot parse is still kept by name.
+    #[test]
+    fn http_routes_from_watch_events() {
+        let route = dynamic(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"namespace": "shop", "name": "web",
+                "creationTimestamp": "2024-01-01T00:00:00Z", "managedFields": [{}]},
+            "spec": {"parentRefs": [{"name": "public", "namespace": "gateways"}],
+                "hostnames": ["shop.example.com"], "rules": [{"backendRefs": []}]},
+            "status": {"parents": []}
+        }));
+        let StoredObject::HttpRoute(info) = http_route_from_watch(route) else {
+            panic!("not an HTTPRoute")
+        };
+        assert_eq!(info.key, ObjectKey::new("shop", "web"));
+        assert_eq!(info.created.as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(
+            info.parents[0].parent,
+            "gateway.networking.k8s.io/Gateway/gateways/public"
+        );
+        assert_eq!(info.hostnames, ["shop.example.com"]);
+        assert_eq!(info.matches, ["path PathPrefix \"/\""]);
+
+        let unreadable = dynamic(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"namespace": "shop", "name": "odd"},
+            "spec": {"hostnames": "not-a-list"}
+        }));
+        let StoredObject::HttpRoute(info) = http_route_from_watch(unreadable) else {
+            panic!("not an HTTPRoute")
+        };
+        assert_eq!(info.key, ObjectKey::new("shop", "odd"));
+        assert!(info.parents.is_empty() && info.matches.is_empty());
+    }
 }
