@@ -107,13 +107,18 @@ pub struct CheckArgs {
     pub output: OutputFormat,
 }
 
-/// `check` output format.
+/// `check` and `test` output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// Readable report with a diff of what mutation changes.
     Text,
     /// One JSON document with every object's verdict and patch.
     Json,
+    /// SARIF 2.1.0: each finding located at its manifest's file and line (code-scanning
+    /// annotations on a pull request).
+    Sarif,
+    /// JUnit XML: one test case per object (or per policy test), as CI test reporters read it.
+    Junit,
 }
 
 /// `certs` subcommands.
