@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::admission::{review, ReviewContext};
+use crate::admission::{review, ReviewContext, API_NOT_SERVED};
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::manifest::{read_paths, Document};
 use crate::policy::defaults::apply_deployment_defaults;
@@ -188,9 +188,15 @@ pub fn check_documents(documents: &[Document], policies: &PolicySet) -> Vec<Obje
         .collect()
 }
 
-/// 0 when nothing is denied, 1 when something is, 2 when a document could not be evaluated.
+/// 0 when nothing is denied, 1 when something is, 2 when a document could not be evaluated
+/// (invalid, or written in an API version no supported cluster serves, which must not pass as
+/// "nothing denied").
 pub fn exit_code(reports: &[ObjectReport]) -> u8 {
-    if reports.iter().any(|r| r.decision == Decision::Invalid) {
+    let not_served = |r: &ObjectReport| r.exempt.as_deref() == Some(API_NOT_SERVED);
+    if reports
+        .iter()
+        .any(|r| r.decision == Decision::Invalid || not_served(r))
+    {
         EXIT_ERROR
     } else if reports.iter().any(|r| r.decision == Decision::Denied) {
         EXIT_DENIED
@@ -579,6 +585,11 @@ fn exempt_text(report: &ObjectReport) -> String {
             "not checked (no policy governs namespace {})",
             report.namespace
         ),
+        Some(API_NOT_SERVED) => format!(
+            "NOT CHECKED: {} {} is not served since Kubernetes 1.22 (the API server rejects it); \
+             convert it to networking.k8s.io/v1",
+            report.api_version, report.kind
+        ),
         Some(other) => format!("not checked ({other})"),
         None => "not checked".to_owned(),
     }
@@ -734,5 +745,9 @@ mod tests {
             let reports: Vec<ObjectReport> = decisions.iter().map(|d| report(*d)).collect();
             assert_eq!(exit_code(&reports), *expected, "{decisions:?}");
         }
+        // A manifest in an API version nobody serves is not "nothing denied".
+        let mut removed = report(NotChecked);
+        removed.exempt = Some(API_NOT_SERVED.to_owned());
+        assert_eq!(exit_code(&[report(Allowed), removed]), 2);
     }
 }
