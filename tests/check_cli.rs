@@ -178,6 +178,59 @@ fn yaml_syntax_error_reports_file_and_line_and_exits_2() {
     assert!(error.contains(&at(8)) || error.contains(&at(9)), "{error}");
 }
 
+/// One broken file, one broken document and one missing path do not hide the verdicts of the
+/// rest: every readable object is judged, each unreadable thing is reported with file:line, and
+/// the exit code is 2 at the end (also in the JSON report).
+#[test]
+fn every_readable_manifest_is_evaluated_and_the_unreadable_reported() {
+    let broken = TempFile::new(
+        "half-broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before}\n---\nkind: [unclosed\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n",
+    );
+    let missing = "examples/manifests/does-not-exist.yaml";
+    let args = [
+        "-f",
+        missing,
+        broken.0.to_str().unwrap(),
+        "examples/manifests/all-down.yaml",
+        "--policies",
+        "tests/fixtures/policies/strict",
+    ];
+    let output = check(&args);
+    let (text, error) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(2), "{text}\n{error}");
+    assert!(
+        text.contains("ConfigMap default/before: not checked"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ConfigMap default/after: not checked"),
+        "{text}"
+    );
+    // The denial is still reported, though the exit code says "unreadable input" first.
+    assert!(text.contains("Deployment shop/api: DENIED"), "{text}");
+    assert!(text.contains(", 2 unreadable (policies: "), "{text}");
+    assert!(error.contains(&format!("error: {missing}: ")), "{error}");
+    let at = |line: usize| format!("error: {}:{line}: ", broken.0.display());
+    assert!(error.contains(&at(5)) || error.contains(&at(6)), "{error}");
+
+    let mut json_args = args.to_vec();
+    json_args.extend(["-o", "json"]);
+    let output = check(&json_args);
+    assert_eq!(output.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["summary"]["objects"], 3);
+    assert_eq!(report["summary"]["denied"], 1);
+    assert_eq!(report["summary"]["unreadable"], 2);
+    assert_eq!(report["exitCode"], 2);
+    let unreadable = report["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable[0]["file"], missing);
+    assert!(unreadable[0]["line"].is_null());
+    assert!(unreadable[1]["line"]
+        .as_u64()
+        .is_some_and(|l| (5..=6).contains(&l)));
+}
+
 #[test]
 fn unreadable_inputs_exit_2() {
     let missing = check(&["-f", "examples/manifests/does-not-exist.yaml"]);

@@ -5,9 +5,10 @@
 //! either way.
 
 pub mod index;
+pub mod layered;
 pub mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -237,6 +238,18 @@ impl Store {
         let mut loading = OfflineLoad::default();
         loading.apply(documents);
         (loading.store, loading.warnings)
+    }
+
+    /// [`Store::from_documents`], also returning the kind and key of every object stored: what a
+    /// [`layered::LayeredView`] needs to hide the objects of the view underneath that these
+    /// documents replace.
+    pub fn from_documents_with_keys(
+        documents: &[Document],
+    ) -> (Store, HashSet<(StoredKind, ObjectKey)>, Vec<String>) {
+        let mut loading = OfflineLoad::default();
+        loading.apply(documents);
+        let keys = loading.seen.into_keys().collect();
+        (loading.store, keys, loading.warnings)
     }
 }
 
