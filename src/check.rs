@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use crate::admission::API_NOT_SERVED;
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::evaluate::{evaluate, Cluster, Options, Requester};
 use crate::manifest::{read_paths_lenient, Document, ManifestError};
@@ -295,9 +296,15 @@ pub fn check_documents(documents: &[Document], policies: &PolicySet) -> Vec<Eval
     evaluated.objects
 }
 
-/// 0 when nothing is denied, 1 when something is, 2 when a document could not be evaluated.
+/// 0 when nothing is denied, 1 when something is, 2 when a document could not be evaluated
+/// (invalid, or written in an API version no supported cluster serves, which must not pass as
+/// "nothing denied").
 pub fn exit_code(reports: &[ObjectReport]) -> u8 {
-    if reports.iter().any(|r| r.decision == Decision::Invalid) {
+    let not_served = |r: &ObjectReport| r.exempt.as_deref() == Some(API_NOT_SERVED);
+    if reports
+        .iter()
+        .any(|r| r.decision == Decision::Invalid || not_served(r))
+    {
         EXIT_ERROR
     } else if reports.iter().any(|r| r.decision == Decision::Denied) {
         EXIT_DENIED
@@ -332,6 +339,11 @@ fn exempt_text(report: &ObjectReport) -> String {
         Some("no-policy") => format!(
             "not checked (no policy governs namespace {})",
             report.namespace
+        ),
+        Some(API_NOT_SERVED) => format!(
+            "NOT CHECKED: {} {} is not served since Kubernetes 1.22 (the API server rejects it); \
+             convert it to networking.k8s.io/v1",
+            report.api_version, report.kind
         ),
         Some(other) => format!("not checked ({other})"),
         None => "not checked".to_owned(),
@@ -499,6 +511,10 @@ mod tests {
             let reports: Vec<ObjectReport> = decisions.iter().map(|d| report(*d)).collect();
             assert_eq!(exit_code(&reports), *expected, "{decisions:?}");
         }
+        // A manifest in an API version nobody serves is not "nothing denied".
+        let mut removed = report(NotChecked);
+        removed.exempt = Some(API_NOT_SERVED.to_owned());
+        assert_eq!(exit_code(&[report(Allowed), removed]), 2);
     }
 
     #[test]

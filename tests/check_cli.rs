@@ -298,6 +298,26 @@ fn cross_object_rules_see_the_other_manifests() {
     assert!(text.contains("ingressCanary.missingMain"), "{text}");
 }
 
+/// Ingresses in the v1beta1 API versions removed in Kubernetes 1.22 are named as such and not
+/// counted as checked: the run exits 2 instead of passing with nothing checked.
+#[test]
+fn removed_ingress_api_versions_are_not_passed_as_checked() {
+    let output = check(&["-f", "tests/fixtures/check/ingress-v1beta1"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}\n{}", stderr(&output));
+    for name in ["Ingress shop/web:", "Ingress shop/web-canary:"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no line for {name} in:\n{text}"));
+        assert!(
+            line.contains("NOT CHECKED") && line.contains("not served since Kubernetes 1.22"),
+            "{line}"
+        );
+    }
+    assert!(text.contains("Service shop/web-v1: ALLOWED"), "{text}");
+}
+
 /// The strategy examples: everything sound is allowed, the broken HTTPRoute is denied for its
 /// regex and warned about its implicit weight, and the canary split put in a second route with
 /// the same match as the main route is denied (the main route takes its requests).

@@ -144,6 +144,10 @@ pub struct Verdict {
     /// Every finding that produced a patch, warning or denial, in the order the rules ran, with
     /// its rule and check: what reports list per rule (`fired` only names them).
     pub findings: Vec<RecordedFinding>,
+    /// Set when the request is a DELETE the system makes while cleaning up (namespace
+    /// deletion, garbage collection): its denials were turned into warnings
+    /// (`admission::cleanup`).
+    pub cleanup: Option<&'static str>,
 }
 
 impl Verdict {
@@ -177,7 +181,8 @@ impl Verdict {
 /// Longest warning we send; the API server truncates longer ones and `kubectl` prints every one.
 pub const MAX_WARNING_CHARS: usize = 240;
 
-fn warning_text(source: &str, message: &str) -> String {
+/// A warning as sent: `rollout-guard rule.check: message`, cut to [`MAX_WARNING_CHARS`].
+pub fn warning_text(source: &str, message: &str) -> String {
     let text = format!("rollout-guard {source}: {message}");
     if text.chars().count() <= MAX_WARNING_CHARS {
         text

@@ -458,12 +458,15 @@ pub enum StoredObject {
     HttpRoute(HttpRouteInfo),
     /// A ReferenceGrant.
     ReferenceGrant(ReferenceGrantInfo),
-    /// A Namespace: only its labels are read.
+    /// A Namespace: only its labels and whether it is being deleted are read.
     Namespace {
         /// Name.
         name: String,
         /// `metadata.labels`.
         labels: Labels,
+        /// `metadata.deletionTimestamp` is set or `status.phase` is `Terminating`: the namespace
+        /// controller is deleting everything in it, so no DELETE there may be blocked.
+        terminating: bool,
     },
 }
 
@@ -511,6 +514,8 @@ impl StoredObject {
                     .flatten()
                     .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
                     .collect(),
+                terminating: !object["metadata"]["deletionTimestamp"].is_null()
+                    || object["status"]["phase"] == "Terminating",
             },
         })
     }
@@ -636,6 +641,10 @@ impl ClusterView for Store {
 
     fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
         self.read(|i| i.namespace_labels(namespace))
+    }
+
+    fn namespace_terminating(&self, namespace: &str) -> bool {
+        self.read(|i| i.namespace_terminating(namespace))
     }
 }
 
@@ -965,6 +974,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
             index.apply(StoredObject::Namespace {
                 name: format!("namespace-{i}"),
                 labels: labels(&[("n", &i.to_string())]),
+                terminating: false,
             });
         }
         let counts = index.counts();
