@@ -134,6 +134,15 @@ pub fn render_report_sarif(check: &CheckReport<'_>) -> Value {
     let mut results = Vec::new();
     for object in check.objects {
         let label = object_label(object);
+        if object.exempt.as_deref() == Some(API_NOT_SERVED) {
+            results.push(Finding {
+                rule_id: crate::formats::sarif::API_NOT_SERVED_RULE.to_owned(),
+                level: Level::Error,
+                message: exempt_text(object),
+                file: object.file.clone(),
+                line: Some(object.line),
+            });
+        }
         if object.decision == Decision::Invalid {
             results.push(Finding {
                 rule_id: INVALID_RULE.to_owned(),
@@ -212,6 +221,14 @@ pub fn render_report_junit(check: &CheckReport<'_>) -> String {
                 message: object.error.clone().unwrap_or_default(),
                 detail: object.error.clone().unwrap_or_default(),
             },
+            // Written for an API no supported cluster serves: nothing was checked, and it will not
+            // apply. An error, not a skip.
+            Decision::NotChecked if object.exempt.as_deref() == Some(API_NOT_SERVED) => {
+                Outcome::Error {
+                    message: exempt_text(object),
+                    detail: exempt_text(object),
+                }
+            }
             Decision::NotChecked => Outcome::Skipped {
                 message: exempt_text(object),
             },

@@ -17,6 +17,8 @@ pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 pub const INVALID_RULE: &str = "manifest.invalid";
 /// Rule id of a path or document that cannot be read at all.
 pub const UNREADABLE_RULE: &str = "manifest.unreadable";
+/// Rule id of an object in an API version no supported cluster serves.
+pub const API_NOT_SERVED_RULE: &str = "manifest.apiNotServed";
 
 /// How serious a result is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,12 @@ fn rule_descriptions(results: &[Finding]) -> Vec<RuleDescription> {
         id: UNREADABLE_RULE.to_owned(),
         short: "The file or document cannot be read".to_owned(),
         full: "The path cannot be read, or the document is not YAML or JSON; nothing in it was evaluated.".to_owned(),
+        level: Level::Error,
+    });
+    rules.push(RuleDescription {
+        id: API_NOT_SERVED_RULE.to_owned(),
+        short: "The object's API version is not served by any supported Kubernetes".to_owned(),
+        full: "extensions/v1beta1 and networking.k8s.io/v1beta1 Ingresses are not served since Kubernetes 1.22: the API server rejects them and nothing was checked. Convert them to networking.k8s.io/v1.".to_owned(),
         level: Level::Error,
     });
     let known: BTreeSet<String> = rules.iter().map(|r| r.id.clone()).collect();
