@@ -137,6 +137,12 @@ pub trait ClusterView: Send + Sync {
     fn namespace_labels(&self, _namespace: &str) -> Option<Labels> {
         None
     }
+
+    /// Whether a Namespace is being deleted (`deletionTimestamp` set, phase `Terminating`).
+    /// False when unknown.
+    fn namespace_terminating(&self, _namespace: &str) -> bool {
+        false
+    }
 }
 
 /// A view with no objects that is always synced: for rules that need no other objects and for

@@ -2,7 +2,7 @@
 //! step by one `apply`/`delete` per kind. Pure data structure: no IO, no locking (the `Store`
 //! wraps it), so it is tested by feeding objects directly.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -277,6 +277,8 @@ pub struct ClusterIndex {
     gateways: HashMap<ObjectKey, Shared<GatewayInfo>>,
     reference_grants: HashMap<String, BTreeMap<String, Shared<ReferenceGrantInfo>>>,
     namespaces: HashMap<String, Labels>,
+    /// Namespaces being deleted (rare, so a set of names rather than a flag per namespace).
+    terminating_namespaces: HashSet<String>,
 }
 
 fn template_labels(d: &DeploymentInfo) -> &Labels {
@@ -419,14 +421,20 @@ impl ClusterIndex {
         }
     }
 
-    /// Adds or replaces a Namespace's labels.
-    pub fn apply_namespace(&mut self, name: String, labels: Labels) {
+    /// Adds or replaces a Namespace's labels and whether it is terminating.
+    pub fn apply_namespace(&mut self, name: String, labels: Labels, terminating: bool) {
+        if terminating {
+            self.terminating_namespaces.insert(name.clone());
+        } else {
+            self.terminating_namespaces.remove(&name);
+        }
         self.namespaces.insert(name, labels);
     }
 
     /// Removes a Namespace.
     pub fn delete_namespace(&mut self, name: &str) {
         self.namespaces.remove(name);
+        self.terminating_namespaces.remove(name);
     }
 
     /// Adds or replaces one object of any kind.
@@ -439,7 +447,11 @@ impl ClusterIndex {
             StoredObject::HttpRoute(info) => self.apply_http_route(info),
             StoredObject::ReferenceGrant(info) => self.apply_reference_grant(info),
             StoredObject::Gateway(info) => self.apply_gateway(info),
-            StoredObject::Namespace { name, labels } => self.apply_namespace(name, labels),
+            StoredObject::Namespace {
+                name,
+                labels,
+                terminating,
+            } => self.apply_namespace(name, labels, terminating),
         }
     }
 
@@ -500,7 +512,10 @@ impl ClusterIndex {
                 self.reference_grants = take(&mut other.reference_grants);
             }
             StoredKind::Gateway => self.gateways = take(&mut other.gateways),
-            StoredKind::Namespace => self.namespaces = take(&mut other.namespaces),
+            StoredKind::Namespace => {
+                self.namespaces = take(&mut other.namespaces);
+                self.terminating_namespaces = take(&mut other.terminating_namespaces);
+            }
         }
     }
 
@@ -672,6 +687,11 @@ impl ClusterIndex {
     /// See [`crate::policy::view::ClusterView::namespace_labels`].
     pub fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
         self.namespaces.get(namespace).cloned()
+    }
+
+    /// See [`crate::policy::view::ClusterView::namespace_terminating`].
+    pub fn namespace_terminating(&self, namespace: &str) -> bool {
+        self.terminating_namespaces.contains(namespace)
     }
 }
 
