@@ -1,6 +1,7 @@
-//! The Gateway API conformance suite's manifests through `check`, as the suite applies them: the
-//! base manifests plus each test file (`tests/*.yaml` on `base/manifests.yaml`, `mesh/*.yaml`
-//! on `mesh-base/manifests.yaml`).
+//! The Gateway API conformance suite's manifests through `check`'s evaluation, as the suite
+//! applies them: the base manifests first (`base/manifests.yaml`, `mesh-base/manifests.yaml`,
+//! judged as `check` judges them), then each test file over them (`tests/*.yaml` over the base,
+//! `mesh/*.yaml` over the mesh base), as applying it to a cluster holding the base would.
 //!
 //! The suite creates every one of these objects and then asserts their status, so a webhook
 //! that denies any of them breaks a conformant cluster: nothing may be denied. The routes the
@@ -15,9 +16,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rollout_guard::check::{check_documents, Decision, ObjectReport};
+use rollout_guard::evaluate::{evaluate, Cluster, Options, Requester};
 use rollout_guard::manifest::read_paths;
 use rollout_guard::policy::load::embedded_default;
 use rollout_guard::policy::Mode;
+use rollout_guard::store::Store;
 
 const CORPUS: &str = "../shared/corpora/gateway-api-conformance";
 
@@ -34,19 +37,19 @@ fn corpus() -> Option<PathBuf> {
     dir.join("expectations.txt").is_file().then_some(dir)
 }
 
-/// Every (base, test file) pair, as the suite applies them.
-fn cases(corpus: &Path) -> Vec<(PathBuf, PathBuf)> {
-    let mut cases = Vec::new();
-    for (base, tests) in [("base", "tests"), ("mesh-base", "mesh")] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join(tests))
-            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.retain(|f| f.extension().is_some_and(|e| e == "yaml"));
-        files.sort();
-        let base = corpus.join(base).join("manifests.yaml");
-        cases.extend(files.into_iter().map(|f| (base.clone(), f)));
-    }
-    cases
+/// Each base with its test files, as the suite applies them.
+fn suites(corpus: &Path) -> Vec<(PathBuf, Vec<PathBuf>)> {
+    [("base", "tests"), ("mesh-base", "mesh")]
+        .into_iter()
+        .map(|(base, tests)| {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join(tests))
+                .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            files.retain(|f| f.extension().is_some_and(|e| e == "yaml"));
+            files.sort();
+            (corpus.join(base).join("manifests.yaml"), files)
+        })
+        .collect()
 }
 
 /// What one conformance test (one Go file) expects of its manifests: the route reasons of its
@@ -102,11 +105,11 @@ fn conformance_manifests_are_never_denied_and_expected_breakage_is_flagged() {
         );
         return;
     };
-    let cases = cases(&corpus);
+    let suites = suites(&corpus);
+    let file_count: usize = suites.iter().map(|(_, files)| files.len()).sum();
     assert!(
-        cases.len() > 100,
-        "only {} test files found under {}",
-        cases.len(),
+        file_count > 100,
+        "only {file_count} test files found under {}",
         corpus.display()
     );
     let expected = expectations(&corpus);
@@ -124,16 +127,9 @@ fn conformance_manifests_are_never_denied_and_expected_breakage_is_flagged() {
     let mut flagged = Vec::new();
     let mut missed = Vec::new();
     let mut by_file: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
-    for (base, file) in &cases {
-        let relative = file
-            .strip_prefix(&corpus)
-            .unwrap_or(file)
-            .display()
-            .to_string();
-        let documents =
-            read_paths(&[base.clone(), file.clone()]).unwrap_or_else(|e| panic!("{relative}: {e}"));
-        let reports = check_documents(&documents, &default);
-        for report in &reports {
+    let requester = Requester::default();
+    let mut judge = |relative: &str, reports: &[ObjectReport]| {
+        for report in reports {
             if report.decision == Decision::Denied || report.decision == Decision::Invalid {
                 false_denials.push(format!(
                     "{relative}: {} {}/{} {:?}: {:?}{}",
@@ -146,19 +142,47 @@ fn conformance_manifests_are_never_denied_and_expected_breakage_is_flagged() {
                 ));
             }
         }
-        let in_file: Vec<&ObjectReport> = reports
-            .iter()
-            .filter(|r| &r.file == file && r.kind == "HTTPRoute")
-            .collect();
-        routes += in_file.len();
-
-        // Findings of the file's HTTPRoutes, by route.
-        let routes_found: Vec<(String, Vec<String>)> = in_file
-            .iter()
-            .map(|r| (r.name.clone(), findings(r).collect()))
-            .collect();
-        if !routes_found.is_empty() {
-            by_file.insert(relative, routes_found);
+    };
+    for (base, files) in &suites {
+        let base_documents = read_paths(std::slice::from_ref(base))
+            .unwrap_or_else(|e| panic!("{}: {e}", base.display()));
+        judge(
+            &base.display().to_string(),
+            &check_documents(&base_documents, &default),
+        );
+        let (applied, warnings) = Store::from_documents(&base_documents);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        for file in files {
+            let relative = file
+                .strip_prefix(&corpus)
+                .unwrap_or(file)
+                .display()
+                .to_string();
+            let documents = read_paths(std::slice::from_ref(file))
+                .unwrap_or_else(|e| panic!("{relative}: {e}"));
+            let reports = evaluate(
+                &documents,
+                &default,
+                &Options {
+                    cluster: Cluster::ManifestsOver(&applied),
+                    own_namespace: None,
+                    requester: &requester,
+                    record_consulted: false,
+                },
+            )
+            .objects;
+            judge(&relative, &reports);
+            let in_file: Vec<&ObjectReport> =
+                reports.iter().filter(|r| r.kind == "HTTPRoute").collect();
+            routes += in_file.len();
+            // Findings of the file's HTTPRoutes, by route.
+            let routes_found: Vec<(String, Vec<String>)> = in_file
+                .iter()
+                .map(|r| (r.name.clone(), findings(r).collect()))
+                .collect();
+            if !routes_found.is_empty() {
+                by_file.insert(relative, routes_found);
+            }
         }
     }
     let mut now_knowable = Vec::new();
@@ -200,7 +224,7 @@ fn conformance_manifests_are_never_denied_and_expected_breakage_is_flagged() {
     eprintln!(
         "conformance corpus: {} files, {routes} HTTPRoutes checked; {} expected-broken reasons \
          flagged, {} missed; {} false denials",
-        cases.len(),
+        file_count,
         flagged.len(),
         missed.len(),
         false_denials.len()
