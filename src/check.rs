@@ -118,7 +118,166 @@ pub fn render(report: &CheckReport<'_>, format: OutputFormat) -> String {
                 serde_json::to_string_pretty(&document).unwrap_or_default()
             )
         }
+        OutputFormat::Sarif => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&render_report_sarif(report)).unwrap_or_default()
+        ),
+        OutputFormat::Junit => render_report_junit(report),
     }
+}
+
+/// The SARIF log: one result per finding (denied: error, warned: warning, patched: note), per
+/// invalid object and per unreadable path or document, each at its file and line.
+pub fn render_report_sarif(check: &CheckReport<'_>) -> Value {
+    use crate::formats::sarif::{log, Finding, Level, INVALID_RULE, UNREADABLE_RULE};
+    use crate::policy::engine::FindingOutcome;
+    let mut results = Vec::new();
+    for object in check.objects {
+        let label = object_label(object);
+        if object.exempt.as_deref() == Some(API_NOT_SERVED) {
+            results.push(Finding {
+                rule_id: crate::formats::sarif::API_NOT_SERVED_RULE.to_owned(),
+                level: Level::Error,
+                message: exempt_text(object),
+                file: object.file.clone(),
+                line: Some(object.line),
+            });
+        }
+        if object.decision == Decision::Invalid {
+            results.push(Finding {
+                rule_id: INVALID_RULE.to_owned(),
+                level: Level::Error,
+                message: format!("{label}: {}", object.error.as_deref().unwrap_or_default()),
+                file: object.file.clone(),
+                line: Some(object.line),
+            });
+        }
+        for finding in &object.findings {
+            results.push(Finding {
+                rule_id: finding.rule.clone(),
+                level: match finding.outcome {
+                    FindingOutcome::Denied => Level::Error,
+                    FindingOutcome::Warned => Level::Warning,
+                    FindingOutcome::Patched => Level::Note,
+                },
+                message: format!("{label}: {}", finding.message),
+                file: object.file.clone(),
+                line: Some(object.line),
+            });
+        }
+    }
+    for error in check.unreadable {
+        results.push(Finding {
+            rule_id: UNREADABLE_RULE.to_owned(),
+            level: Level::Error,
+            message: error.message(),
+            file: error.file().to_owned(),
+            line: error.line(),
+        });
+    }
+    log(&results, true)
+}
+
+/// The JUnit report: a suite per file, a case per object (denied: failure, invalid or
+/// unreadable: error, not checked: skipped), warnings and the patch as the case's output.
+pub fn render_report_junit(check: &CheckReport<'_>) -> String {
+    use crate::formats::junit::{render, Case, Outcome, Suite};
+    let mut suites: Vec<Suite> = Vec::new();
+    let mut suite_for = |file: &std::path::Path| -> usize {
+        let name = file.display().to_string();
+        match suites.iter().position(|s| s.name == name) {
+            Some(index) => index,
+            None => {
+                suites.push(Suite {
+                    name,
+                    cases: Vec::new(),
+                });
+                suites.len() - 1
+            }
+        }
+    };
+    let mut cases: Vec<(usize, Case)> = Vec::new();
+    for object in check.objects {
+        let outcome = match object.decision {
+            Decision::Denied => Outcome::Failure {
+                message: object
+                    .denials
+                    .iter()
+                    .map(|d| format!("[{}] {}", d.source, d.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                kind: object
+                    .denials
+                    .first()
+                    .map_or_else(|| "denied".to_owned(), |d| d.source.clone()),
+                detail: object
+                    .denials
+                    .iter()
+                    .map(|d| format!("denied [{}]: {}", d.source, d.message))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            },
+            Decision::Invalid => Outcome::Error {
+                message: object.error.clone().unwrap_or_default(),
+                detail: object.error.clone().unwrap_or_default(),
+            },
+            // Written for an API no supported cluster serves: nothing was checked, and it will not
+            // apply. An error, not a skip.
+            Decision::NotChecked if object.exempt.as_deref() == Some(API_NOT_SERVED) => {
+                Outcome::Error {
+                    message: exempt_text(object),
+                    detail: exempt_text(object),
+                }
+            }
+            Decision::NotChecked => Outcome::Skipped {
+                message: exempt_text(object),
+            },
+            Decision::Allowed | Decision::Patched => Outcome::Passed,
+        };
+        let mut output: Vec<String> = object
+            .warnings
+            .iter()
+            .map(|w| format!("warning: {w}"))
+            .collect();
+        output.extend(object.diff.iter().cloned());
+        let suite = suite_for(&object.file);
+        cases.push((
+            suite,
+            Case {
+                name: format!("{} (line {})", object_label(object), object.line),
+                classname: object.file.display().to_string(),
+                file: object.file.display().to_string(),
+                line: Some(object.line),
+                outcome,
+                output,
+            },
+        ));
+    }
+    for error in check.unreadable {
+        let suite = suite_for(error.file());
+        let file = error.file().display().to_string();
+        cases.push((
+            suite,
+            Case {
+                name: match error.line() {
+                    Some(line) => format!("unreadable document (line {line})"),
+                    None => "unreadable path".to_owned(),
+                },
+                classname: file.clone(),
+                file,
+                line: error.line(),
+                outcome: Outcome::Error {
+                    message: error.message(),
+                    detail: error.to_string(),
+                },
+                output: Vec::new(),
+            },
+        ));
+    }
+    for (suite, case) in cases {
+        suites[suite].cases.push(case);
+    }
+    render("rollout-guard check", &suites)
 }
 
 /// The cluster state cross-object rules see during `check`: the manifests given together.

@@ -11,6 +11,7 @@ pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod evaluate;
+pub mod formats;
 pub mod manifest;
 pub mod policy;
 pub mod reload;
