@@ -126,6 +126,7 @@ fn main() {
             + c.ingress_classes
             + c.http_routes
             + c.reference_grants
+            + c.gateways
             + c.namespaces;
         stores.push(loaded);
         total_objects += objects;

@@ -434,6 +434,7 @@ impl Metrics {
             ("IngressClass", counts.ingress_classes),
             ("HTTPRoute", counts.http_routes),
             ("ReferenceGrant", counts.reference_grants),
+            ("Gateway", counts.gateways),
             ("Namespace", counts.namespaces),
         ] {
             let _ = writeln!(

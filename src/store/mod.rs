@@ -23,7 +23,7 @@ use crate::manifest::{Document, ManifestError};
 use crate::policy::gateway::HttpRoute;
 
 use crate::policy::objects::{
-    DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
+    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
     ReferenceGrantInfo, Selector, ServiceInfo, Shared,
 };
 use crate::policy::view::{ClusterView, ObjectCounts, SyncStatus};
@@ -47,11 +47,13 @@ pub enum StoredKind {
     ReferenceGrant,
     /// v1 Namespace.
     Namespace,
+    /// gateway.networking.k8s.io Gateway (its listeners).
+    Gateway,
 }
 
 impl StoredKind {
     /// Every kind, in a stable order.
-    pub const ALL: [StoredKind; 7] = [
+    pub const ALL: [StoredKind; 8] = [
         StoredKind::Deployment,
         StoredKind::Service,
         StoredKind::Ingress,
@@ -59,6 +61,7 @@ impl StoredKind {
         StoredKind::HttpRoute,
         StoredKind::ReferenceGrant,
         StoredKind::Namespace,
+        StoredKind::Gateway,
     ];
 
     /// The Kubernetes kind name.
@@ -71,6 +74,7 @@ impl StoredKind {
             StoredKind::HttpRoute => "HTTPRoute",
             StoredKind::ReferenceGrant => "ReferenceGrant",
             StoredKind::Namespace => "Namespace",
+            StoredKind::Gateway => "Gateway",
         }
     }
 
@@ -85,6 +89,7 @@ impl StoredKind {
             ("gateway.networking.k8s.io", "HTTPRoute") => Some(StoredKind::HttpRoute),
             ("gateway.networking.k8s.io", "ReferenceGrant") => Some(StoredKind::ReferenceGrant),
             ("", "Namespace") => Some(StoredKind::Namespace),
+            ("gateway.networking.k8s.io", "Gateway") => Some(StoredKind::Gateway),
             _ => None,
         }
     }
@@ -458,6 +463,8 @@ pub enum StoredObject {
     HttpRoute(HttpRouteInfo),
     /// A ReferenceGrant.
     ReferenceGrant(ReferenceGrantInfo),
+    /// A Gateway.
+    Gateway(GatewayInfo),
     /// A Namespace: only its labels and whether it is being deleted are read.
     Namespace {
         /// Name.
@@ -506,6 +513,9 @@ impl StoredObject {
             StoredKind::ReferenceGrant => {
                 StoredObject::ReferenceGrant(ReferenceGrantInfo::from_value(object, namespace))
             }
+            StoredKind::Gateway => {
+                StoredObject::Gateway(GatewayInfo::from_value(object, namespace))
+            }
             StoredKind::Namespace => StoredObject::Namespace {
                 name: name.to_owned(),
                 labels: object["metadata"]["labels"]
@@ -529,6 +539,7 @@ impl StoredObject {
             StoredObject::IngressClass(_) => StoredKind::IngressClass,
             StoredObject::HttpRoute(_) => StoredKind::HttpRoute,
             StoredObject::ReferenceGrant(_) => StoredKind::ReferenceGrant,
+            StoredObject::Gateway(_) => StoredKind::Gateway,
             StoredObject::Namespace { .. } => StoredKind::Namespace,
         }
     }
@@ -542,6 +553,7 @@ impl StoredObject {
             StoredObject::IngressClass(info) => ObjectKey::new("", info.name.clone()),
             StoredObject::HttpRoute(info) => info.key.clone(),
             StoredObject::ReferenceGrant(info) => info.key.clone(),
+            StoredObject::Gateway(info) => info.key.clone(),
             StoredObject::Namespace { name, .. } => ObjectKey::new("", name.clone()),
         }
     }
@@ -637,6 +649,10 @@ impl ClusterView for Store {
 
     fn reference_grants(&self, namespace: &str) -> Vec<Shared<ReferenceGrantInfo>> {
         self.read(|i| i.reference_grants(namespace))
+    }
+
+    fn gateway(&self, namespace: &str, name: &str) -> Option<Shared<GatewayInfo>> {
+        self.read(|i| i.gateway(namespace, name))
     }
 
     fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
@@ -958,9 +974,17 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                     parent: "gateway.networking.k8s.io/Gateway/gateways/public".into(),
                     section: None,
                     port: None,
+                    rejected: false,
                 }],
                 hostnames: vec![format!("{app}.example.com")],
-                matches: vec!["path PathPrefix \"/\"".into()],
+                matches: vec![crate::policy::objects::RouteMatch {
+                    requests: 1,
+                    action: i as u64,
+                }],
+            }));
+            index.apply(StoredObject::Gateway(GatewayInfo {
+                key: ObjectKey::new(namespace.clone(), app.clone()),
+                listeners: Vec::new(),
             }));
             index.apply(StoredObject::ReferenceGrant(ReferenceGrantInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),
@@ -989,6 +1013,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                 http_routes: N,
                 reference_grants: N,
                 namespaces: N,
+                gateways: N,
             }
         );
         let one = Selector::from_labels(&labels(&[("app", "app-4242")]));
@@ -1005,6 +1030,17 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
         assert_eq!(index.ingresses_at("app-9999.example.com", "/").len(), 1);
         assert_eq!(index.ingresses_with_backend("ns-99", "app-9999").len(), 1);
         assert_eq!(index.reference_grants("ns-0").len(), N / 100);
+        assert!(index.gateway("ns-42", "app-4242").is_some());
+        assert!(index.gateway("ns-43", "app-4242").is_none());
+        assert_eq!(
+            index
+                .http_routes_sharing(
+                    "gateway.networking.k8s.io/Gateway/gateways/public",
+                    "app-4242.example.com"
+                )
+                .len(),
+            1
+        );
         assert_eq!(index.default_ingress_classes().len(), 1);
         assert_eq!(
             index.namespace_labels("namespace-9999"),
