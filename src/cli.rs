@@ -205,6 +205,21 @@ pub enum PolicyCommand {
         /// Directory of policy files.
         dir: PathBuf,
     },
-    /// Print the JSON Schema of the policy format.
-    Schema,
+    /// Print the JSON Schema of the policy format (or of policy test files).
+    Schema {
+        /// Which document kind.
+        #[arg(long, value_enum, default_value_t = SchemaKind::RolloutPolicy)]
+        kind: SchemaKind,
+    },
+}
+
+/// The document kinds `policy schema` describes, named as their `kind:` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// Policy files (`schema/rolloutpolicy.schema.json`).
+    #[value(name = "RolloutPolicy")]
+    RolloutPolicy,
+    /// Policy test files for `rollout-guard test` (`schema/policytest.schema.json`).
+    #[value(name = "PolicyTest")]
+    PolicyTest,
 }

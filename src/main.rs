@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rollout_guard::cli::{CertsCommand, Cli, Command, LogFormat, PolicyCommand};
+use rollout_guard::cli::{CertsCommand, Cli, Command, LogFormat, PolicyCommand, SchemaKind};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,8 +42,15 @@ fn main() -> ExitCode {
             }
         },
         Command::Policy(PolicyCommand::Validate { dir }) => policy_validate(&dir),
-        Command::Policy(PolicyCommand::Schema) => {
-            print!("{}", rollout_guard::policy::schema::policy_schema_json());
+        Command::Policy(PolicyCommand::Schema { kind }) => {
+            print!(
+                "{}",
+                match kind {
+                    SchemaKind::RolloutPolicy =>
+                        rollout_guard::policy::schema::policy_schema_json(),
+                    SchemaKind::PolicyTest => rollout_guard::policytest::format::test_schema_json(),
+                }
+            );
             ExitCode::SUCCESS
         }
     }

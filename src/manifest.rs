@@ -87,24 +87,36 @@ pub struct ReadReport {
 /// documents of its file are read). What `check` evaluates: one broken file must not hide the
 /// verdicts of the others.
 pub fn read_paths_lenient(paths: &[PathBuf]) -> ReadReport {
-    let mut report = ReadReport::default();
-    let mut found = Vec::new();
-    for path in paths {
-        collect_files_lenient(path, &mut found, &mut report.unreadable);
-    }
-    for file in found {
-        match std::fs::read_to_string(&file) {
-            Ok(text) => {
-                let (documents, errors) = parse_text_lenient(&file, &text);
-                report.documents.extend(documents);
-                report.unreadable.extend(errors);
-            }
-            Err(source) => report
-                .unreadable
-                .push(ManifestError::Io { path: file, source }),
-        }
+    let (texts, unreadable) = read_texts_lenient(paths);
+    let mut report = ReadReport {
+        documents: Vec::new(),
+        unreadable,
+    };
+    for (file, text) in texts {
+        let (documents, errors) = parse_text_lenient(&file, &text);
+        report.documents.extend(documents);
+        report.unreadable.extend(errors);
     }
     report
+}
+
+/// The text of every manifest file under `paths` that can be read (directories walked as
+/// [`read_paths_lenient`] walks them), and the paths that cannot. For readers that parse the
+/// text themselves (`test` reports fields by line).
+pub fn read_texts_lenient(paths: &[PathBuf]) -> (Vec<(PathBuf, String)>, Vec<ManifestError>) {
+    let mut unreadable = Vec::new();
+    let mut found = Vec::new();
+    for path in paths {
+        collect_files_lenient(path, &mut found, &mut unreadable);
+    }
+    let mut texts = Vec::new();
+    for file in found {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => texts.push((file, text)),
+            Err(source) => unreadable.push(ManifestError::Io { path: file, source }),
+        }
+    }
+    (texts, unreadable)
 }
 
 /// [`collect_files`] that reports an unreadable path or directory and goes on with the rest.

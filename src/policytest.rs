@@ -26,73 +26,30 @@
 //! `clusterKinds` fails the case (it would otherwise pass on a silently empty cluster), and so
 //! does a rule that answered by its `onError` path unless `findings` expects `rule.error`.
 
-use std::collections::{BTreeMap, BTreeSet};
+pub mod format;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::cli::{OutputFormat, TestArgs};
 use crate::evaluate::{evaluate, Cluster, Evaluation, Options, Requester};
-use crate::manifest::{read_paths_lenient, Document};
+use crate::manifest::{read_texts_lenient, Document};
+use crate::policy::engine::FindingOutcome;
+use crate::policy::set::PolicySet;
 use crate::store::{Store, StoredKind};
-
-/// One test file document.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PolicyTest {
-    #[serde(rename = "apiVersion")]
-    _api_version: String,
-    #[serde(rename = "kind")]
-    _kind: String,
-    metadata: Metadata,
-    #[serde(default)]
-    policies: Option<PathBuf>,
-    cases: Vec<Case>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Metadata {
-    name: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Case {
-    name: String,
-    #[serde(default)]
-    cluster: Vec<Value>,
-    #[serde(default)]
-    cluster_kinds: Vec<String>,
-    resources: Vec<Value>,
-    expect: Vec<Expectation>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Expectation {
-    /// `Kind namespace/name` (or `Kind name` for cluster-scoped objects).
-    object: String,
-    #[serde(default)]
-    decision: Option<String>,
-    #[serde(default)]
-    findings: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    warnings: Vec<String>,
-    #[serde(default)]
-    patched: Option<Value>,
-}
+use format::{parse_test_file, Expectation, LoadedTest};
 
 /// The result of one case.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CaseResult {
-    /// `file:line` of the test document.
+    /// `file:line` of the case.
     pub location: String,
     /// The test file.
     pub file: PathBuf,
-    /// Line of the test document.
+    /// Line of the case.
     pub line: usize,
     /// `test name / case name`.
     pub name: String,
@@ -100,34 +57,93 @@ pub struct CaseResult {
     pub failures: Vec<String>,
 }
 
-/// Runs `test`: exit 0 when every case passes, 1 when one fails, 2 when a test file cannot be
-/// read or its policies cannot be loaded.
-pub fn run(args: &TestArgs) -> ExitCode {
-    let read = read_paths_lenient(&args.paths);
-    for error in &read.unreadable {
-        eprintln!("error: {error}");
-    }
-    let mut results = Vec::new();
-    let mut broken = !read.unreadable.is_empty();
-    for document in &read.documents {
-        if document.value.get("kind").and_then(Value::as_str) != Some("PolicyTest") {
-            continue;
+/// A test file, or one test of it, that could not be run: unreadable, not a valid PolicyTest
+/// (one entry per problem), or its policies cannot be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NotRun {
+    /// `file:line` (or the path, when no line applies).
+    pub location: String,
+    /// The file or path.
+    pub file: PathBuf,
+    /// The 1-based line, when the problem is in a document.
+    pub line: Option<usize>,
+    /// What is wrong (with the field, for an invalid test).
+    pub message: String,
+}
+
+impl NotRun {
+    fn new(file: PathBuf, line: Option<usize>, message: String) -> Self {
+        let location = match line {
+            Some(line) => format!("{}:{line}", file.display()),
+            None => file.display().to_string(),
+        };
+        Self {
+            location,
+            file,
+            line,
+            message,
         }
-        match run_document(document, args.policies.as_deref()) {
-            Ok(mut cases) => results.append(&mut cases),
-            Err(message) => {
-                eprintln!("error: {}: {message}", document.location());
-                broken = true;
+    }
+}
+
+/// Runs `test`: exit 0 when every case passes, 1 when one fails, 2 when a test file cannot be
+/// read or is not a valid PolicyTest (every problem with `file:line: field`), or its policies
+/// cannot be loaded. The tests that can be run still run, and every format reports both.
+pub fn run(args: &TestArgs) -> ExitCode {
+    let (texts, unreadable) = read_texts_lenient(&args.paths);
+    let mut not_run: Vec<NotRun> = unreadable
+        .iter()
+        .map(|error| NotRun::new(error.file().to_owned(), error.line(), error.message()))
+        .collect();
+    let mut policy_sets: HashMap<Option<PathBuf>, Option<PolicySet>> = HashMap::new();
+    let mut results = Vec::new();
+    for (file, text) in &texts {
+        let (tests, errors) = parse_test_file(file, text);
+        not_run.extend(errors.iter().map(|error| {
+            let message = match error.field.as_str() {
+                "" => error.message.clone(),
+                field => format!("{field}: {}", error.message),
+            };
+            NotRun::new(
+                file.clone(),
+                (error.line > 0).then_some(error.line),
+                message,
+            )
+        }));
+        for test in &tests {
+            let dir = policy_dir(test, args.policies.as_deref());
+            // Loaded (and its errors printed) once per directory.
+            let policies = policy_sets.entry(dir.clone()).or_insert_with(|| {
+                crate::check::load_policies(dir.as_deref())
+                    .ok()
+                    .map(|(set, _)| set)
+            });
+            match policies {
+                Some(policies) => results.extend(run_test(test, policies)),
+                None => not_run.push(NotRun::new(
+                    test.file.clone(),
+                    Some(test.line),
+                    format!(
+                        "the policies of test {:?} ({}) cannot be loaded",
+                        test.test.metadata.name,
+                        dir.as_deref()
+                            .unwrap_or(Path::new("embedded default"))
+                            .display()
+                    ),
+                )),
             }
         }
     }
-    if results.is_empty() && !broken {
+    for problem in &not_run {
+        eprintln!("error: {}: {}", problem.location, problem.message);
+    }
+    if results.is_empty() && not_run.is_empty() {
         eprintln!("error: no PolicyTest documents found in the given paths");
         return ExitCode::from(2);
     }
-    print!("{}", render(&results, args.output));
+    print!("{}", render(&results, &not_run, args.output));
     let failed = results.iter().any(|r| !r.failures.is_empty());
-    ExitCode::from(if broken {
+    ExitCode::from(if !not_run.is_empty() {
         2
     } else if failed {
         1
@@ -136,39 +152,39 @@ pub fn run(args: &TestArgs) -> ExitCode {
     })
 }
 
-fn run_document(
-    document: &Document,
-    policies_flag: Option<&Path>,
-) -> Result<Vec<CaseResult>, String> {
-    let test: PolicyTest = serde_json::from_value(document.value.clone())
-        .map_err(|e| format!("not a valid PolicyTest: {e}"))?;
-    let dir = match (policies_flag, &test.policies) {
+/// The policy directory a test runs against: `--policies`, else the test's `policies:`
+/// relative to its file, else none (the embedded default).
+fn policy_dir(test: &LoadedTest, policies_flag: Option<&Path>) -> Option<PathBuf> {
+    match (policies_flag, &test.test.policies) {
         (Some(flag), _) => Some(flag.to_owned()),
-        (None, Some(relative)) => Some(
-            document
-                .file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(relative),
-        ),
+        (None, Some(relative)) => Some(test.file.parent().unwrap_or(Path::new(".")).join(relative)),
         (None, None) => None,
-    };
-    let (policies, _) = crate::check::load_policies(dir.as_deref())
-        .map_err(|_| "the policies cannot be loaded".to_owned())?;
-    let documents_of = |values: &[Value]| -> Vec<Document> {
+    }
+}
+
+/// Runs every case of a test against `policies`.
+pub fn run_test(test: &LoadedTest, policies: &PolicySet) -> Vec<CaseResult> {
+    let documents_of = |values: &[Value], lines: &[usize]| -> Vec<Document> {
         values
             .iter()
-            .map(|value| Document {
-                file: document.file.clone(),
-                line: document.line,
+            .zip(lines)
+            .map(|(value, line)| Document {
+                file: test.file.clone(),
+                line: *line,
                 value: value.clone(),
             })
             .collect()
     };
     let mut results = Vec::new();
-    for case in &test.cases {
-        let cluster_documents = documents_of(&case.cluster);
-        let resources = documents_of(&case.resources);
+    for ((case, case_line), (cluster_lines, resource_lines)) in test
+        .test
+        .cases
+        .iter()
+        .zip(&test.case_lines)
+        .zip(&test.object_lines)
+    {
+        let cluster_documents = documents_of(&case.cluster, cluster_lines);
+        let resources = documents_of(&case.resources, resource_lines);
         let (store, mut failures) = Store::from_documents(&cluster_documents);
         let declared: BTreeSet<&str> = case
             .cluster
@@ -180,7 +196,7 @@ fn run_document(
         let requester = Requester::default();
         let evaluated = evaluate(
             &resources,
-            &policies,
+            policies,
             &Options {
                 cluster: Cluster::ManifestsOver(&store),
                 own_namespace: None,
@@ -208,14 +224,14 @@ fn run_document(
             check_expectation(expectation, &evaluated.objects, &mut failures);
         }
         results.push(CaseResult {
-            location: document.location(),
-            file: document.file.clone(),
-            line: document.line,
-            name: format!("{} / {}", test.metadata.name, case.name),
+            location: format!("{}:{case_line}", test.file.display()),
+            file: test.file.clone(),
+            line: *case_line,
+            name: format!("{} / {}", test.test.metadata.name, case.name),
             failures,
         });
     }
-    Ok(results)
+    results
 }
 
 fn label(object: &Evaluation) -> String {
@@ -237,11 +253,12 @@ fn check_expectation(expect: &Expectation, objects: &[Evaluation], failures: &mu
         return;
     };
     let what = &expect.object;
-    if let Some(decision) = &expect.decision {
-        if object.decision.as_str() != decision {
+    if let Some(decision) = expect.decision {
+        if object.decision != decision {
             failures.push(format!(
-                "{what}: decision {} (expected {decision}){}",
+                "{what}: decision {} (expected {}){}",
                 object.decision.as_str(),
+                decision.as_str(),
                 object
                     .error
                     .as_deref()
@@ -250,10 +267,10 @@ fn check_expectation(expect: &Expectation, objects: &[Evaluation], failures: &mu
             ));
         }
     }
-    let got: BTreeMap<String, String> = object
+    let got: BTreeMap<String, FindingOutcome> = object
         .findings
         .iter()
-        .map(|f| (f.rule.clone(), f.outcome.as_str().to_owned()))
+        .map(|f| (f.rule.clone(), f.outcome))
         .collect();
     match &expect.findings {
         Some(want) if want != &got => failures.push(format!(
@@ -297,13 +314,13 @@ fn check_expectation(expect: &Expectation, objects: &[Evaluation], failures: &mu
     }
 }
 
-fn describe(findings: &BTreeMap<String, String>) -> String {
+fn describe(findings: &BTreeMap<String, FindingOutcome>) -> String {
     if findings.is_empty() {
         return "none".to_owned();
     }
     findings
         .iter()
-        .map(|(rule, outcome)| format!("{rule}: {outcome}"))
+        .map(|(rule, outcome)| format!("{rule}: {}", outcome.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -330,80 +347,132 @@ fn first_difference(subset: &Value, value: &Value, path: String) -> Option<Strin
     }
 }
 
-/// The results in `format`.
-pub fn render(results: &[CaseResult], format: OutputFormat) -> String {
+/// The results in `format`, with the tests that could not run: in the text summary, as
+/// `errors` in JSON, as `policyTest.invalid` errors in SARIF (and the run marked unsuccessful),
+/// as test cases in error in JUnit, so CI shows why `test` exited 2.
+pub fn render(results: &[CaseResult], not_run: &[NotRun], format: OutputFormat) -> String {
     let failed = results.iter().filter(|r| !r.failures.is_empty()).count();
+    let passed = results.len() - failed;
     match format {
         OutputFormat::Text => {
             let mut out = String::new();
             for result in results {
-                let verdict = if result.failures.is_empty() { "PASS" } else { "FAIL" };
+                let verdict = if result.failures.is_empty() {
+                    "PASS"
+                } else {
+                    "FAIL"
+                };
                 out.push_str(&format!("{} {verdict} {}\n", result.location, result.name));
                 for failure in &result.failures {
                     out.push_str(&format!("  {failure}\n"));
                 }
             }
-            out.push_str(&format!(
-                "\npolicy tests: {} passed, {failed} failed\n",
-                results.len() - failed
-            ));
+            for problem in not_run {
+                out.push_str(&format!(
+                    "{} NOT RUN {}\n",
+                    problem.location, problem.message
+                ));
+            }
+            out.push_str(&format!("\npolicy tests: {passed} passed, {failed} failed"));
+            if !not_run.is_empty() {
+                out.push_str(&format!(
+                    ", {} problem(s) in test files kept tests from running",
+                    not_run.len()
+                ));
+            }
+            out.push('\n');
             out
         }
         OutputFormat::Json => format!(
             "{}\n",
             serde_json::to_string_pretty(&json!({
                 "cases": results,
-                "summary": {"cases": results.len(), "passed": results.len() - failed, "failed": failed},
+                "errors": not_run,
+                "summary": {
+                    "cases": results.len(),
+                    "passed": passed,
+                    "failed": failed,
+                    "errors": not_run.len(),
+                },
             }))
             .unwrap_or_default()
         ),
         OutputFormat::Sarif => {
-            use crate::formats::sarif::{log, Finding, Level};
-            let findings: Vec<Finding> = results
-                .iter()
-                .flat_map(|result| {
-                    result.failures.iter().map(move |failure| Finding {
-                        rule_id: "policyTest.failed".to_owned(),
-                        level: Level::Error,
-                        message: format!("{}: {failure}", result.name),
-                        file: result.file.clone(),
-                        line: Some(result.line),
-                    })
+            use crate::formats::sarif::{log, Finding, Level, TEST_FAILED_RULE, TEST_INVALID_RULE};
+            let failures = results.iter().flat_map(|result| {
+                result.failures.iter().map(move |failure| Finding {
+                    rule_id: TEST_FAILED_RULE.to_owned(),
+                    level: Level::Error,
+                    message: format!("{}: {failure}", result.name),
+                    file: result.file.clone(),
+                    line: Some(result.line),
                 })
-                .collect();
+            });
+            let problems = not_run.iter().map(|problem| Finding {
+                rule_id: TEST_INVALID_RULE.to_owned(),
+                level: Level::Error,
+                message: problem.message.clone(),
+                file: problem.file.clone(),
+                line: problem.line,
+            });
+            let findings: Vec<Finding> = failures.chain(problems).collect();
             format!(
                 "{}\n",
-                serde_json::to_string_pretty(&log(&findings, true)).unwrap_or_default()
+                serde_json::to_string_pretty(&log(&findings, not_run.is_empty()))
+                    .unwrap_or_default()
             )
         }
         OutputFormat::Junit => {
             use crate::formats::junit::{render, Case, Outcome, Suite};
             let mut suites: Vec<Suite> = Vec::new();
-            for result in results {
-                let file = result.file.display().to_string();
-                let case = Case {
-                    name: result.name.clone(),
-                    classname: file.clone(),
-                    file: file.clone(),
-                    line: Some(result.line),
-                    outcome: if result.failures.is_empty() {
-                        Outcome::Passed
-                    } else {
-                        Outcome::Failure {
-                            message: result.failures[0].clone(),
-                            kind: "expectation".to_owned(),
-                            detail: result.failures.join("\n"),
-                        }
-                    },
-                    output: Vec::new(),
-                };
-                match suites.iter_mut().find(|s| s.name == file) {
+            let mut add = |file: &Path, case: Case| {
+                let name = file.display().to_string();
+                match suites.iter_mut().find(|s| s.name == name) {
                     Some(suite) => suite.cases.push(case),
                     None => suites.push(Suite {
-                        name: file,
+                        name,
                         cases: vec![case],
                     }),
                 }
+            };
+            for result in results {
+                let file = result.file.display().to_string();
+                add(
+                    &result.file,
+                    Case {
+                        name: result.name.clone(),
+                        classname: file.clone(),
+                        file,
+                        line: Some(result.line),
+                        outcome: if result.failures.is_empty() {
+                            Outcome::Passed
+                        } else {
+                            Outcome::Failure {
+                                message: result.failures[0].clone(),
+                                kind: "expectation".to_owned(),
+                                detail: result.failures.join("\n"),
+                            }
+                        },
+                        output: Vec::new(),
+                    },
+                );
+            }
+            for problem in not_run {
+                let file = problem.file.display().to_string();
+                add(
+                    &problem.file,
+                    Case {
+                        name: format!("not run: {}", problem.location),
+                        classname: file.clone(),
+                        file,
+                        line: problem.line,
+                        outcome: Outcome::Error {
+                            message: problem.message.clone(),
+                            detail: format!("{}: {}", problem.location, problem.message),
+                        },
+                        output: Vec::new(),
+                    },
+                );
             }
             render("rollout-guard test", &suites)
         }

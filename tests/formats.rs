@@ -6,22 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn cases_dir(kind: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"));
-    let dir = target.join("format-cases").join(kind);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn run(args: &[&str]) -> Output {
@@ -36,7 +27,7 @@ fn run(args: &[&str]) -> Output {
 fn saved(name: &str, kind: &str, args: &[&str]) -> (Option<i32>, String) {
     let output = run(args);
     let text = String::from_utf8(output.stdout).unwrap();
-    std::fs::write(cases_dir(kind).join(name), &text).unwrap();
+    std::fs::write(common::format_cases_dir(kind).join(name), &text).unwrap();
     (output.status.code(), text)
 }
 

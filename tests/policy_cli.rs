@@ -54,12 +54,24 @@ fn an_empty_directory_is_an_error_and_a_missing_one_exits_2() {
 }
 
 #[test]
-fn schema_command_prints_the_checked_in_schema() {
-    let output = rollout_guard(&["policy", "schema"]);
-    assert_eq!(output.status.code(), Some(0));
-    let checked_in = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/rolloutpolicy.schema.json"),
-    )
-    .unwrap();
-    assert_eq!(output.stdout, checked_in);
+fn schema_command_prints_the_checked_in_schemas() {
+    for (args, file) in [
+        (
+            &["policy", "schema"][..],
+            "schema/rolloutpolicy.schema.json",
+        ),
+        (
+            &["policy", "schema", "--kind", "RolloutPolicy"][..],
+            "schema/rolloutpolicy.schema.json",
+        ),
+        (
+            &["policy", "schema", "--kind", "PolicyTest"][..],
+            "schema/policytest.schema.json",
+        ),
+    ] {
+        let output = rollout_guard(args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let checked_in = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+        assert_eq!(output.stdout, checked_in, "{args:?}");
+    }
 }

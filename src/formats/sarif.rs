@@ -20,6 +20,26 @@ pub const UNREADABLE_RULE: &str = "manifest.unreadable";
 /// Rule id of an object in an API version no supported cluster serves.
 pub const API_NOT_SERVED_RULE: &str = "manifest.apiNotServed";
 
+/// Rule id of a policy test case whose expectations do not hold (`rollout-guard test`).
+pub const TEST_FAILED_RULE: &str = "policyTest.failed";
+/// Rule id of a policy test file, or test, that could not be run.
+pub const TEST_INVALID_RULE: &str = "policyTest.invalid";
+
+/// The ids `rollout-guard test` reports (described only in logs that use them): id, short and
+/// full description.
+const POLICY_TEST_RULES: &[(&str, &str, &str)] = &[
+    (
+        TEST_FAILED_RULE,
+        "A policy test case's expectations do not hold",
+        "The policies do not make of the case's resources what its expect entries say (decision, findings, warnings, patched fields), or a rule read cluster state the case did not declare. See policies/README.md, Testing policies.",
+    ),
+    (
+        TEST_INVALID_RULE,
+        "A policy test file cannot be run",
+        "The test file cannot be read, is not a valid PolicyTest (schema/policytest.schema.json), or its policies cannot be loaded; none of its tests ran.",
+    ),
+];
+
 /// How serious a result is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -115,12 +135,22 @@ fn rule_descriptions(results: &[Finding]) -> Vec<RuleDescription> {
         .filter(|id| !known.contains(*id))
         .collect();
     for id in unknown {
-        rules.push(RuleDescription {
-            id: id.to_owned(),
-            short: format!("rollout-guard {id}"),
-            full: format!("rollout-guard {id}."),
-            level: Level::Warning,
-        });
+        rules.push(
+            match POLICY_TEST_RULES.iter().find(|(known, ..)| *known == id) {
+                Some((_, short, full)) => RuleDescription {
+                    id: id.to_owned(),
+                    short: (*short).to_owned(),
+                    full: (*full).to_owned(),
+                    level: Level::Error,
+                },
+                None => RuleDescription {
+                    id: id.to_owned(),
+                    short: format!("rollout-guard {id}"),
+                    full: format!("rollout-guard {id}."),
+                    level: Level::Warning,
+                },
+            },
+        );
     }
     rules
 }

@@ -69,7 +69,20 @@ pub struct Denial {
 
 /// What a finding became in a verdict, as reports show it (`check`, the API, `test`, the
 /// audit). Findings that became nothing (mode off, quiet on this endpoint) are not recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+// Deserialize and JsonSchema: `PolicyTest` files expect outcomes by these names.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingOutcome {
     /// Fixed by the patch (with a warning too when a value someone chose was rewritten).

@@ -364,7 +364,8 @@ fn in_line_order(mut found: Vec<PolicyError>) -> Vec<PolicyError> {
     found
 }
 
-fn yaml_syntax_message(message: &str, first_line: usize) -> String {
+/// A YAML syntax error of a document starting at `first_line`, its lines those of the file.
+pub fn yaml_syntax_message(message: &str, first_line: usize) -> String {
     format!("invalid YAML: {}", shift_message_lines(message, first_line))
 }
 
@@ -376,9 +377,22 @@ const MAX_REPAIRS: usize = 64;
 /// Returns the policy with the offending fields left at their defaults, or `None` when the
 /// document cannot be read at all (not a mapping, not ours, a required field missing).
 fn deserialize_document(
-    mut value: serde_yaml::Value,
+    value: serde_yaml::Value,
     report: &mut impl FnMut(&FieldPath, String),
 ) -> Option<RolloutPolicy> {
+    let value = document_of_kind(value, API_VERSION, KIND, report)?;
+    deserialize_reporting(value, report)
+}
+
+/// The document with its YAML merge keys applied, when it is a mapping with this `apiVersion`
+/// and `kind`; otherwise reports why not (one error for a document that is not ours, not one per
+/// foreign field) and returns `None`.
+pub fn document_of_kind(
+    mut value: serde_yaml::Value,
+    api_version: &str,
+    kind: &str,
+    report: &mut impl FnMut(&FieldPath, String),
+) -> Option<serde_yaml::Value> {
     // YAML merge keys (`<<: *base`) are how people share sections between documents.
     if value.apply_merge().is_err() {
         report(
@@ -391,15 +405,14 @@ fn deserialize_document(
         report(
             &FieldPath::default(),
             format!(
-                "expected a {KIND} document (a mapping), got {}",
+                "expected a {kind} document (a mapping), got {}",
                 yaml_type(&value)
             ),
         );
         return None;
     };
-    // Not ours: one error, not one per foreign field.
     let mut foreign = false;
-    for (field, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
+    for (field, expected) in [("apiVersion", api_version), ("kind", kind)] {
         match mapping.get(field) {
             Some(serde_yaml::Value::String(actual)) if actual == expected => {}
             Some(other) => {
@@ -418,13 +431,23 @@ fn deserialize_document(
             }
         }
     }
-    if foreign {
-        return None;
-    }
+    (!foreign).then_some(value)
+}
 
+/// Deserialises a document as `T`, reporting every type error, unknown field and bad enum
+/// value at its field path (serde stops at the first: the offending field is removed and the
+/// rest retried, see the module docs). Returns the value with the offending fields left at
+/// their defaults, or `None` when a required field is missing or nothing more can be removed.
+/// The policy loader and the `PolicyTest` loader both read their documents this way.
+pub fn deserialize_reporting<T: serde::de::DeserializeOwned>(
+    mut value: serde_yaml::Value,
+    report: &mut impl FnMut(&FieldPath, String),
+) -> Option<T> {
+    // What was removed: a required field found missing there was already reported.
+    let mut removed: Vec<FieldPath> = Vec::new();
     for _ in 0..MAX_REPAIRS {
-        let error = match serde_path_to_error::deserialize::<_, RolloutPolicy>(value.clone()) {
-            Ok(policy) => return Some(policy),
+        let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(document) => return Some(document),
             Err(error) => error,
         };
         let mut path = convert_path(error.path());
@@ -437,7 +460,9 @@ fn deserialize_document(
             report(&path, tidy_serde_message(&raw));
         } else if let Some(field) = quoted_after(&raw, "missing field `") {
             path.0.push(Segment::Key(field));
-            report(&path, "required field is missing".to_owned());
+            if !removed.contains(&path) {
+                report(&path, "required field is missing".to_owned());
+            }
             return None;
         } else {
             report(&path, tidy_serde_message(&raw));
@@ -451,6 +476,7 @@ fn deserialize_document(
         if removal.0.is_empty() || !remove_at(&mut value, &removal.0) {
             return None;
         }
+        removed.push(removal);
     }
     None
 }

@@ -204,3 +204,15 @@ pub fn kubeconfig_for(url: &str, path: &std::path::Path) {
     );
     std::fs::write(path, config).unwrap();
 }
+
+/// `target/format-cases/<kind>/` (created): where tests leave SARIF, JUnit and API outputs for
+/// tests/checks/validate_formats.py, which scripts/test.sh runs after `cargo test`.
+#[allow(dead_code)] // not every test binary uses it
+pub fn format_cases_dir(kind: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("format-cases").join(kind);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
