@@ -415,6 +415,10 @@ impl Metrics {
             ("HTTPRoute", counts.http_routes),
             ("ReferenceGrant", counts.reference_grants),
             ("Namespace", counts.namespaces),
+            ("StatefulSet", counts.stateful_sets),
+            ("DaemonSet", counts.daemon_sets),
+            ("Rollout", counts.rollouts),
+            ("Pod", counts.pods),
         ] {
             let _ = writeln!(
                 out,
