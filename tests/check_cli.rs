@@ -245,6 +245,26 @@ fn cross_object_rules_see_the_other_manifests() {
     assert!(text.contains("ingressCanary.missingMain"), "{text}");
 }
 
+/// Services whose pods an Argo Rollout or a StatefulSet runs (no Deployment): `check` finds
+/// those workloads in the other manifests and warns about none of the Services.
+#[test]
+fn services_of_rollouts_and_stateful_sets_select_their_pods() {
+    let output = check(&["-f", "tests/fixtures/check/argo-rollouts-bluegreen"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}\n{}", stderr(&output));
+    for service in [
+        "rollout-bluegreen-active",
+        "rollout-bluegreen-preview",
+        "db",
+    ] {
+        assert!(
+            text.contains(&format!("Service shop/{service}: ALLOWED")),
+            "{service}: {text}"
+        );
+    }
+    assert!(!text.contains("blueGreen"), "{text}");
+}
+
 /// The strategy examples: everything sound is allowed, the broken HTTPRoute is denied for its
 /// regex and warned about its implicit weight, and the canary split put in a second route with
 /// the same match as the main route is denied (the main route takes its requests).

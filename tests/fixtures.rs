@@ -510,7 +510,7 @@ const MINIMUM_CASES: &[(&str, usize)] = &[
     ("deployment", 60),
     ("ingress", 12),
     ("httproute", 8),
-    ("service", 6),
+    ("service", 24),
     ("deployment-siblings", 6),
 ];
 
