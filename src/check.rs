@@ -1,33 +1,32 @@
 //! `check`: offline evaluation of manifests with the webhook's own engine.
 //!
-//! Each object goes through exactly what the API server would do with it on CREATE: the API
-//! server's Deployment defaults are applied (webhooks never see a manifest as written), the
-//! object is wrapped in an AdmissionReview and sent through `admission::review` on the mutate
-//! endpoint, the patch from the serialised response is applied, and the patched object goes
-//! through the validate endpoint. A mutate denial ends there, as in the cluster. Nothing here
-//! decides anything itself, so `check`'s verdicts are the webhook's.
+//! Reads every manifest it can (a file or document that cannot be read is reported with its
+//! `file:line` and the others are still judged), evaluates them with [`crate::evaluate`] (the
+//! evaluation `POST /v1/evaluate`, `test` and the audit share), with the files given together as
+//! the cluster state, and prints the report in the chosen format.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::admission::{review, ReviewContext};
+use crate::admission::API_NOT_SERVED;
 use crate::cli::{CheckArgs, OutputFormat};
-use crate::manifest::{read_paths, Document};
-use crate::policy::defaults::apply_deployment_defaults;
-use crate::policy::finding::Endpoint;
+use crate::evaluate::{evaluate, Cluster, Options, Requester};
+use crate::manifest::{read_paths_lenient, Document, ManifestError};
 use crate::policy::load::{embedded_default, parse_sources};
 use crate::policy::set::PolicySet;
 use crate::policy::view::ClusterView;
 use crate::reload::read_policy_dir;
 use crate::store::Store;
 
+pub use crate::evaluate::{readable_diff, Decision, DenialReport, Evaluation, DEFAULT_USER};
+
 /// The user `check` reviews as (change-cause rules name the requesting user).
-pub const CHECK_USER: &str = "rollout-guard-check";
+pub const CHECK_USER: &str = DEFAULT_USER;
+
+/// What happened to one object (the shared evaluation's result).
+pub type ObjectReport = Evaluation;
 
 /// Exit code when nothing is denied.
 const EXIT_OK: u8 = 0;
@@ -36,128 +35,249 @@ const EXIT_DENIED: u8 = 1;
 /// Exit code for usage, policy and manifest errors.
 const EXIT_ERROR: u8 = 2;
 
-/// The decision for one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Decision {
-    /// Admitted unchanged.
-    Allowed,
-    /// Admitted with a patch.
-    Patched,
-    /// Refused.
-    Denied,
-    /// Not looked at by the webhook (kind not handled, namespace exempt, no policy).
-    NotChecked,
-    /// The document cannot be read as the object it claims to be.
-    Invalid,
+/// Everything a `check` report shows.
+pub struct CheckReport<'a> {
+    /// One per readable document, in order.
+    pub objects: &'a [Evaluation],
+    /// Paths and documents that could not be read.
+    pub unreadable: &'a [ManifestError],
+    /// Where the policies came from (`embedded default` or the directory).
+    pub policy_source: &'a str,
+    /// The policies.
+    pub policies: &'a PolicySet,
 }
 
-impl Decision {
-    fn label(self) -> &'static str {
-        match self {
-            Decision::Allowed => "ALLOWED",
-            Decision::Patched => "PATCHED",
-            Decision::Denied => "DENIED",
-            Decision::NotChecked => "NOT CHECKED",
-            Decision::Invalid => "INVALID",
+impl CheckReport<'_> {
+    /// 0 when nothing is denied, 1 when something is, 2 when something could not be read or
+    /// evaluated (whatever else was denied).
+    pub fn exit_code(&self) -> u8 {
+        if self.unreadable.is_empty() {
+            exit_code(self.objects)
+        } else {
+            EXIT_ERROR
         }
     }
 }
 
-/// A denial as reported by `check`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DenialReport {
-    /// `rule.check` that denied.
-    pub source: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-/// What happened to one object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectReport {
-    /// `file:line` of the document.
-    pub location: String,
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line where the document starts.
-    pub line: usize,
-    /// `apiVersion` of the object.
-    pub api_version: String,
-    /// `kind` of the object.
-    pub kind: String,
-    /// Namespace it was reviewed in (`default` when the manifest has none).
-    pub namespace: String,
-    /// `metadata.name` (or `generateName`).
-    pub name: String,
-    /// The decision.
-    pub decision: Decision,
-    /// Whether the API server would admit it.
-    pub allowed: bool,
-    /// Warnings from mutate and validate, in order, without repeats.
-    pub warnings: Vec<String>,
-    /// Why it is denied.
-    pub denials: Vec<DenialReport>,
-    /// The JSON Patch from mutate (against the object after API-server defaulting).
-    pub patch: Vec<Value>,
-    /// Why the webhook does not look at it, when it does not.
-    pub exempt: Option<String>,
-    /// Fields the API server's defaulting filled in before review.
-    pub defaults_applied: Vec<&'static str>,
-    /// What could not be read, for `invalid`.
-    pub error: Option<String>,
-    /// The patch as readable lines (`~ path: old → new`); text output only.
-    #[serde(skip)]
-    pub diff: Vec<String>,
-}
-
-/// Runs `check`; exit 0 when nothing is denied, 1 when something is, 2 on usage or parse errors.
-pub fn run(args: &CheckArgs) -> ExitCode {
-    let (policies, policy_source) = match &args.policies {
-        None => (embedded_default(), "embedded default".to_owned()),
-        Some(dir) => {
-            let loaded = read_policy_dir(dir)
-                .map_err(|e| vec![e.to_string()])
-                .and_then(|sources| {
-                    parse_sources(&sources)
-                        .map_err(|e| e.0.iter().map(ToString::to_string).collect())
-                });
-            match loaded {
-                Ok(set) => (set, dir.display().to_string()),
-                Err(errors) => {
-                    for error in errors {
-                        eprintln!("error: {error}");
-                    }
-                    eprintln!("error: the policies in {} are not valid", dir.display());
-                    return ExitCode::from(EXIT_ERROR);
-                }
+/// Loads `--policies` (or the embedded default), printing every error; `Err` is the exit code.
+pub fn load_policies(dir: Option<&std::path::Path>) -> Result<(PolicySet, String), u8> {
+    let Some(dir) = dir else {
+        return Ok((embedded_default(), "embedded default".to_owned()));
+    };
+    let loaded = read_policy_dir(dir)
+        .map_err(|e| vec![e.to_string()])
+        .and_then(|sources| {
+            parse_sources(&sources).map_err(|e| e.0.iter().map(ToString::to_string).collect())
+        });
+    match loaded {
+        Ok(set) => Ok((set, dir.display().to_string())),
+        Err(errors) => {
+            for error in errors {
+                eprintln!("error: {error}");
             }
+            eprintln!("error: the policies in {} are not valid", dir.display());
+            Err(EXIT_ERROR)
         }
+    }
+}
+
+/// Runs `check`: exit 0 when nothing is denied, 1 when something is, 2 on usage, policy or
+/// manifest errors (after every readable manifest has been evaluated and reported).
+pub fn run(args: &CheckArgs) -> ExitCode {
+    let (policies, policy_source) = match load_policies(args.policies.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(code) => return ExitCode::from(code),
     };
-    let documents = match read_paths(&args.files) {
-        Ok(documents) => documents,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(EXIT_ERROR);
-        }
-    };
-    if documents.is_empty() {
+    let read = read_paths_lenient(&args.files);
+    for error in &read.unreadable {
+        eprintln!("error: {error}");
+    }
+    if read.documents.is_empty() && read.unreadable.is_empty() {
         eprintln!("error: no manifests found (YAML or JSON files) in the given paths");
         return ExitCode::from(EXIT_ERROR);
     }
-    let reports = check_documents(&documents, &policies);
-    match args.output {
-        OutputFormat::Text => print!("{}", render_text(&reports, &policy_source, &policies)),
+    let objects = check_documents(&read.documents, &policies);
+    let report = CheckReport {
+        objects: &objects,
+        unreadable: &read.unreadable,
+        policy_source: &policy_source,
+        policies: &policies,
+    };
+    print!("{}", render(&report, args.output));
+    ExitCode::from(report.exit_code())
+}
+
+/// The report in `format`.
+pub fn render(report: &CheckReport<'_>, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Text => render_report_text(report),
         OutputFormat::Json => {
-            let document = render_json(&reports, &policy_source, &policies);
-            println!(
-                "{}",
+            let document = render_report_json(report);
+            format!(
+                "{}\n",
                 serde_json::to_string_pretty(&document).unwrap_or_default()
-            );
+            )
+        }
+        OutputFormat::Sarif => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&render_report_sarif(report)).unwrap_or_default()
+        ),
+        OutputFormat::Junit => render_report_junit(report),
+    }
+}
+
+/// The SARIF log: one result per finding (denied: error, warned: warning, patched: note), per
+/// invalid object and per unreadable path or document, each at its file and line.
+pub fn render_report_sarif(check: &CheckReport<'_>) -> Value {
+    use crate::formats::sarif::{log, Finding, Level, INVALID_RULE, UNREADABLE_RULE};
+    use crate::policy::engine::FindingOutcome;
+    let mut results = Vec::new();
+    for object in check.objects {
+        let label = object_label(object);
+        if object.exempt.as_deref() == Some(API_NOT_SERVED) {
+            results.push(Finding {
+                rule_id: crate::formats::sarif::API_NOT_SERVED_RULE.to_owned(),
+                level: Level::Error,
+                message: exempt_text(object),
+                file: object.file.clone(),
+                line: Some(object.line),
+            });
+        }
+        if object.decision == Decision::Invalid {
+            results.push(Finding {
+                rule_id: INVALID_RULE.to_owned(),
+                level: Level::Error,
+                message: format!("{label}: {}", object.error.as_deref().unwrap_or_default()),
+                file: object.file.clone(),
+                line: Some(object.line),
+            });
+        }
+        for finding in &object.findings {
+            results.push(Finding {
+                rule_id: finding.rule.clone(),
+                level: match finding.outcome {
+                    FindingOutcome::Denied => Level::Error,
+                    FindingOutcome::Warned => Level::Warning,
+                    FindingOutcome::Patched => Level::Note,
+                },
+                message: format!("{label}: {}", finding.message),
+                file: object.file.clone(),
+                line: Some(object.line),
+            });
         }
     }
-    ExitCode::from(exit_code(&reports))
+    for error in check.unreadable {
+        results.push(Finding {
+            rule_id: UNREADABLE_RULE.to_owned(),
+            level: Level::Error,
+            message: error.message(),
+            file: error.file().to_owned(),
+            line: error.line(),
+        });
+    }
+    log(&results, true)
+}
+
+/// The JUnit report: a suite per file, a case per object (denied: failure, invalid or
+/// unreadable: error, not checked: skipped), warnings and the patch as the case's output.
+pub fn render_report_junit(check: &CheckReport<'_>) -> String {
+    use crate::formats::junit::{render, Case, Outcome, Suite};
+    let mut suites: Vec<Suite> = Vec::new();
+    let mut suite_for = |file: &std::path::Path| -> usize {
+        let name = file.display().to_string();
+        match suites.iter().position(|s| s.name == name) {
+            Some(index) => index,
+            None => {
+                suites.push(Suite {
+                    name,
+                    cases: Vec::new(),
+                });
+                suites.len() - 1
+            }
+        }
+    };
+    let mut cases: Vec<(usize, Case)> = Vec::new();
+    for object in check.objects {
+        let outcome = match object.decision {
+            Decision::Denied => Outcome::Failure {
+                message: object
+                    .denials
+                    .iter()
+                    .map(|d| format!("[{}] {}", d.source, d.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                kind: object
+                    .denials
+                    .first()
+                    .map_or_else(|| "denied".to_owned(), |d| d.source.clone()),
+                detail: object
+                    .denials
+                    .iter()
+                    .map(|d| format!("denied [{}]: {}", d.source, d.message))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            },
+            Decision::Invalid => Outcome::Error {
+                message: object.error.clone().unwrap_or_default(),
+                detail: object.error.clone().unwrap_or_default(),
+            },
+            // Written for an API no supported cluster serves: nothing was checked, and it will not
+            // apply. An error, not a skip.
+            Decision::NotChecked if object.exempt.as_deref() == Some(API_NOT_SERVED) => {
+                Outcome::Error {
+                    message: exempt_text(object),
+                    detail: exempt_text(object),
+                }
+            }
+            Decision::NotChecked => Outcome::Skipped {
+                message: exempt_text(object),
+            },
+            Decision::Allowed | Decision::Patched => Outcome::Passed,
+        };
+        let mut output: Vec<String> = object
+            .warnings
+            .iter()
+            .map(|w| format!("warning: {w}"))
+            .collect();
+        output.extend(object.diff.iter().cloned());
+        let suite = suite_for(&object.file);
+        cases.push((
+            suite,
+            Case {
+                name: format!("{} (line {})", object_label(object), object.line),
+                classname: object.file.display().to_string(),
+                file: object.file.display().to_string(),
+                line: Some(object.line),
+                outcome,
+                output,
+            },
+        ));
+    }
+    for error in check.unreadable {
+        let suite = suite_for(error.file());
+        let file = error.file().display().to_string();
+        cases.push((
+            suite,
+            Case {
+                name: match error.line() {
+                    Some(line) => format!("unreadable document (line {line})"),
+                    None => "unreadable path".to_owned(),
+                },
+                classname: file.clone(),
+                file,
+                line: error.line(),
+                outcome: Outcome::Error {
+                    message: error.message(),
+                    detail: error.to_string(),
+                },
+                output: Vec::new(),
+            },
+        ));
+    }
+    for (suite, case) in cases {
+        suites[suite].cases.push(case);
+    }
+    render("rollout-guard check", &suites)
 }
 
 /// The cluster state cross-object rules see during `check`: the manifests given together.
@@ -173,383 +293,41 @@ pub fn cluster_view(documents: &[Document]) -> Arc<dyn ClusterView> {
     Arc::new(store)
 }
 
-/// Evaluates every document (in order) as the webhook would on CREATE.
-pub fn check_documents(documents: &[Document], policies: &PolicySet) -> Vec<ObjectReport> {
-    let view = cluster_view(documents);
-    let ctx = ReviewContext {
+/// Evaluates every document (in order) as the webhook would on CREATE, with the documents as
+/// the whole cluster.
+pub fn check_documents(documents: &[Document], policies: &PolicySet) -> Vec<Evaluation> {
+    let requester = Requester::default();
+    let evaluated = evaluate(
+        documents,
         policies,
-        view: view.as_ref(),
-        own_namespace: None,
-    };
-    documents
-        .iter()
-        .enumerate()
-        .map(|(index, document)| check_one(&format!("check-{}", index + 1), document, &ctx))
-        .collect()
+        &Options {
+            cluster: Cluster::Manifests,
+            own_namespace: None,
+            requester: &requester,
+            record_consulted: false,
+        },
+    );
+    for warning in evaluated.cluster_warnings {
+        tracing::warn!("cluster state: {warning}");
+    }
+    evaluated.objects
 }
 
-/// 0 when nothing is denied, 1 when something is, 2 when a document could not be evaluated.
+/// 0 when nothing is denied, 1 when something is, 2 when a document could not be evaluated
+/// (invalid, or written in an API version no supported cluster serves, which must not pass as
+/// "nothing denied").
 pub fn exit_code(reports: &[ObjectReport]) -> u8 {
-    if reports.iter().any(|r| r.decision == Decision::Invalid) {
+    let not_served = |r: &ObjectReport| r.exempt.as_deref() == Some(API_NOT_SERVED);
+    if reports
+        .iter()
+        .any(|r| r.decision == Decision::Invalid || not_served(r))
+    {
         EXIT_ERROR
     } else if reports.iter().any(|r| r.decision == Decision::Denied) {
         EXIT_DENIED
     } else {
         EXIT_OK
     }
-}
-
-/// Kinds without a namespace that manifests commonly hold: reviewed with no namespace, as the
-/// API server sends them (they are not handled, but the report should not invent `default/`).
-const CLUSTER_SCOPED_KINDS: &[&str] = &[
-    "Namespace",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "IngressClass",
-    "GatewayClass",
-    "PriorityClass",
-    "StorageClass",
-    "PersistentVolume",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "APIService",
-];
-
-fn check_one(uid: &str, document: &Document, ctx: &ReviewContext<'_>) -> ObjectReport {
-    let text = |field: &str| {
-        document
-            .value
-            .get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let metadata = |field: &str| {
-        document
-            .value
-            .get("metadata")
-            .and_then(|m| m.get(field))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let (api_version, kind) = (text("apiVersion"), text("kind"));
-    let name = metadata("name")
-        .or_else(|| metadata("generateName").map(|g| format!("{g}<generated>")))
-        .unwrap_or_default();
-    let namespace = if CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
-        String::new()
-    } else {
-        metadata("namespace").unwrap_or_else(|| "default".to_owned())
-    };
-    let mut report = ObjectReport {
-        location: document.location(),
-        file: document.file.clone(),
-        line: document.line,
-        api_version: api_version.clone(),
-        kind: kind.clone(),
-        namespace: namespace.clone(),
-        name,
-        decision: Decision::Allowed,
-        allowed: true,
-        warnings: Vec::new(),
-        denials: Vec::new(),
-        patch: Vec::new(),
-        exempt: None,
-        defaults_applied: Vec::new(),
-        error: None,
-        diff: Vec::new(),
-    };
-    let invalid = |mut report: ObjectReport, message: String| {
-        report.decision = Decision::Invalid;
-        report.allowed = false;
-        report.error = Some(message);
-        report
-    };
-    if !document.value.is_object() || api_version.is_empty() || kind.is_empty() {
-        return invalid(
-            report,
-            "not a Kubernetes object: a mapping with apiVersion and kind is expected".to_owned(),
-        );
-    }
-
-    let mut object = document.value.clone();
-    if (api_version.as_str(), kind.as_str()) == ("apps/v1", "Deployment") {
-        report.defaults_applied = apply_deployment_defaults(&mut object);
-    }
-
-    // Mutate, as the API server calls it first.
-    let mutated = match call(
-        Endpoint::Mutate,
-        uid,
-        &api_version,
-        &kind,
-        &namespace,
-        &object,
-        ctx,
-    ) {
-        Ok(answer) => answer,
-        Err(message) => return invalid(report, message),
-    };
-    if let Some(reason) = mutated.exempt {
-        report.decision = Decision::NotChecked;
-        report.exempt = Some(reason);
-        return report;
-    }
-    report.warnings = mutated.warnings;
-    report.denials = mutated.denials;
-    if !report.denials.is_empty() {
-        report.decision = Decision::Denied;
-        report.allowed = false;
-        return report;
-    }
-    let mut patched = object.clone();
-    if !mutated.patch.is_empty() {
-        let operations: json_patch::Patch =
-            match serde_json::from_value(Value::Array(mutated.patch.clone())) {
-                Ok(operations) => operations,
-                Err(error) => {
-                    return invalid(
-                        report,
-                        format!("internal: the mutate patch is not RFC 6902: {error}"),
-                    )
-                }
-            };
-        if let Err(error) = json_patch::patch(&mut patched, &operations) {
-            return invalid(
-                report,
-                format!("internal: the mutate patch does not apply to the object: {error}"),
-            );
-        }
-        report.diff = readable_diff(&object, &mutated.patch);
-        report.patch = mutated.patch;
-    }
-
-    // Validate sees the object as it would be stored: after every mutation.
-    let validated = match call(
-        Endpoint::Validate,
-        uid,
-        &api_version,
-        &kind,
-        &namespace,
-        &patched,
-        ctx,
-    ) {
-        Ok(answer) => answer,
-        Err(message) => return invalid(report, message),
-    };
-    for warning in validated.warnings {
-        if !report.warnings.contains(&warning) {
-            report.warnings.push(warning);
-        }
-    }
-    report.denials = validated.denials;
-    report.decision = if !report.denials.is_empty() {
-        report.allowed = false;
-        Decision::Denied
-    } else if !report.patch.is_empty() {
-        Decision::Patched
-    } else {
-        Decision::Allowed
-    };
-    report
-}
-
-/// What one endpoint answered, read back from the serialised AdmissionReview where the API
-/// server reads it (allowed, patch, warnings), with the denial reasons from the verdict.
-struct Answer {
-    exempt: Option<String>,
-    warnings: Vec<String>,
-    denials: Vec<DenialReport>,
-    patch: Vec<Value>,
-}
-
-fn call(
-    endpoint: Endpoint,
-    uid: &str,
-    api_version: &str,
-    kind: &str,
-    namespace: &str,
-    object: &Value,
-    ctx: &ReviewContext<'_>,
-) -> Result<Answer, String> {
-    let body = admission_review(uid, api_version, kind, namespace, object);
-    let reviewed = review(endpoint, &body, ctx)
-        .map_err(|e| format!("internal: the review built by check was refused: {e}"))?;
-    if let Some(message) = reviewed.invalid {
-        return Err(message);
-    }
-    let response: Value = serde_json::from_slice(&reviewed.body)
-        .map_err(|e| format!("internal: unreadable AdmissionReview response: {e}"))?;
-    let response = &response["response"];
-    if response["uid"] != uid {
-        return Err("internal: the response does not echo the request uid".to_owned());
-    }
-    let patch = match response["patch"].as_str() {
-        None => Vec::new(),
-        Some(encoded) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|e| format!("internal: the patch is not base64: {e}"))?;
-            serde_json::from_slice(&bytes)
-                .map_err(|e| format!("internal: the patch is not a JSON array: {e}"))?
-        }
-    };
-    let warnings = response["warnings"]
-        .as_array()
-        .map(|w| {
-            w.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut denials: Vec<DenialReport> = reviewed
-        .verdict
-        .denials
-        .iter()
-        .map(|d| DenialReport {
-            source: d.source.clone(),
-            message: d.message.clone(),
-        })
-        .collect();
-    if response["allowed"] == false && denials.is_empty() {
-        // Refused without a rule denial (should not happen): report the status message.
-        denials.push(DenialReport {
-            source: "response".to_owned(),
-            message: response["status"]["message"]
-                .as_str()
-                .unwrap_or("denied")
-                .to_owned(),
-        });
-    }
-    Ok(Answer {
-        exempt: reviewed.verdict.exempt,
-        warnings,
-        denials,
-        patch,
-    })
-}
-
-/// The AdmissionReview the API server would send for creating `object`.
-fn admission_review(
-    uid: &str,
-    api_version: &str,
-    kind: &str,
-    namespace: &str,
-    object: &Value,
-) -> Vec<u8> {
-    let (group, version) = match api_version.split_once('/') {
-        Some((group, version)) => (group, version),
-        None => ("", api_version),
-    };
-    let name = object
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let gvk = json!({"group": group, "version": version, "kind": kind});
-    let resource = json!({"group": group, "version": version, "resource": plural(kind)});
-    let mut request = json!({
-        "uid": uid,
-        "kind": gvk,
-        "resource": resource,
-        "requestKind": gvk,
-        "requestResource": resource,
-        "name": name,
-        "operation": "CREATE",
-        "userInfo": {"username": CHECK_USER, "groups": ["system:authenticated"]},
-        "object": object,
-        "oldObject": null,
-        "dryRun": false,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-    });
-    if !namespace.is_empty() {
-        request["namespace"] = json!(namespace);
-    }
-    let review = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": request,
-    });
-    serde_json::to_vec(&review).unwrap_or_default()
-}
-
-/// The resource name of a kind, as the API server's RESTMapper guesses it.
-fn plural(kind: &str) -> String {
-    let lower = kind.to_lowercase();
-    if lower.ends_with('s')
-        || lower.ends_with('x')
-        || lower.ends_with("ch")
-        || lower.ends_with("sh")
-    {
-        format!("{lower}es")
-    } else if let Some(stem) = lower
-        .strip_suffix('y')
-        .filter(|s| !s.ends_with(['a', 'e', 'o', 'u']))
-    {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
-    }
-}
-
-/// The patch as lines a person reads: `+ path: value` for additions (maps spelled out to their
-/// leaves), `~ path: old → new` for replacements, `- path: old` for removals. Paths are the
-/// unescaped keys joined by dots, as in `kubectl explain`.
-pub fn readable_diff(before: &Value, patch: &[Value]) -> Vec<String> {
-    let mut lines = Vec::new();
-    for (index, operation) in patch.iter().enumerate() {
-        let pointer = operation["path"].as_str().unwrap_or_default();
-        // `add {}` only makes room for the keys the next operations add: they say it all.
-        let makes_room = operation["value"].as_object().is_some_and(|m| m.is_empty())
-            && patch[index + 1..].iter().any(|later| {
-                later["path"]
-                    .as_str()
-                    .is_some_and(|p| p.starts_with(&format!("{pointer}/")))
-            });
-        if makes_room {
-            continue;
-        }
-        let path = pointer
-            .split('/')
-            .skip(1)
-            .map(|token| token.replace("~1", "/").replace("~0", "~"))
-            .collect::<Vec<_>>()
-            .join(".");
-        let old = before.pointer(pointer);
-        match operation["op"].as_str().unwrap_or_default() {
-            "add" if old.is_none() => added(&path, &operation["value"], &mut lines),
-            "add" | "replace" => lines.push(format!(
-                "~ {path}: {} → {}",
-                compact(old.unwrap_or(&Value::Null)),
-                compact(&operation["value"])
-            )),
-            "remove" => lines.push(format!(
-                "- {path}: {}",
-                compact(old.unwrap_or(&Value::Null))
-            )),
-            other => lines.push(format!("? {other} {path}")),
-        }
-    }
-    lines
-}
-
-fn added(path: &str, value: &Value, lines: &mut Vec<String>) {
-    match value.as_object() {
-        Some(map) if !map.is_empty() => {
-            for (key, child) in map {
-                added(&format!("{path}.{key}"), child, lines);
-            }
-        }
-        _ => lines.push(format!("+ {path}: {}", compact(value))),
-    }
-}
-
-fn compact(value: &Value) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn object_label(report: &ObjectReport) -> String {
@@ -579,14 +357,32 @@ fn exempt_text(report: &ObjectReport) -> String {
             "not checked (no policy governs namespace {})",
             report.namespace
         ),
+        Some(API_NOT_SERVED) => format!(
+            "NOT CHECKED: {} {} is not served since Kubernetes 1.22 (the API server rejects it); \
+             convert it to networking.k8s.io/v1",
+            report.api_version, report.kind
+        ),
         Some(other) => format!("not checked ({other})"),
         None => "not checked".to_owned(),
     }
 }
 
-/// The text report: one block per object, then a summary.
+/// The text report of objects alone (nothing unreadable).
 pub fn render_text(reports: &[ObjectReport], policy_source: &str, policies: &PolicySet) -> String {
+    render_report_text(&CheckReport {
+        objects: reports,
+        unreadable: &[],
+        policy_source,
+        policies,
+    })
+}
+
+/// The text report: one block per object, then a summary. Unreadable paths and documents are
+/// printed on stderr as they are found, and counted in the summary.
+pub fn render_report_text(check: &CheckReport<'_>) -> String {
     use std::fmt::Write as _;
+    let reports = check.objects;
+    let (policy_source, policies) = (check.policy_source, check.policies);
     let mut out = String::new();
     for report in reports {
         let label = object_label(report);
@@ -626,9 +422,14 @@ pub fn render_text(reports: &[ObjectReport], policy_source: &str, policies: &Pol
         }
     }
     let count = |decision: Decision| reports.iter().filter(|r| r.decision == decision).count();
+    let unreadable = if check.unreadable.is_empty() {
+        String::new()
+    } else {
+        format!(", {} unreadable", check.unreadable.len())
+    };
     let _ = writeln!(
         out,
-        "\n{} {}: {} denied, {} patched, {} allowed, {} not checked, {} invalid (policies: {policy_source}, digest {})",
+        "\n{} {}: {} denied, {} patched, {} allowed, {} not checked, {} invalid{unreadable} (policies: {policy_source}, digest {})",
         reports.len(),
         if reports.len() == 1 { "object" } else { "objects" },
         count(Decision::Denied),
@@ -641,12 +442,38 @@ pub fn render_text(reports: &[ObjectReport], policy_source: &str, policies: &Pol
     out
 }
 
-/// The JSON report: one document with every object and a summary.
+/// The JSON report of objects alone (nothing unreadable).
 pub fn render_json(reports: &[ObjectReport], policy_source: &str, policies: &PolicySet) -> Value {
+    render_report_json(&CheckReport {
+        objects: reports,
+        unreadable: &[],
+        policy_source,
+        policies,
+    })
+}
+
+/// An unreadable path or document as the JSON report lists it.
+pub fn unreadable_json(error: &ManifestError) -> Value {
+    let file = error.file().display().to_string();
+    json!({
+        "location": match error.line() {
+            Some(line) => format!("{file}:{line}"),
+            None => file.clone(),
+        },
+        "file": file,
+        "line": error.line(),
+        "error": error.message(),
+    })
+}
+
+/// The JSON report: one document with every object, what could not be read, and a summary.
+pub fn render_report_json(check: &CheckReport<'_>) -> Value {
+    let reports = check.objects;
     let count = |decision: Decision| reports.iter().filter(|r| r.decision == decision).count();
     json!({
-        "policies": {"source": policy_source, "digest": policies.digest()},
+        "policies": {"source": check.policy_source, "digest": check.policies.digest()},
         "objects": reports,
+        "unreadable": check.unreadable.iter().map(unreadable_json).collect::<Vec<_>>(),
         "summary": {
             "objects": reports.len(),
             "denied": count(Decision::Denied),
@@ -654,51 +481,15 @@ pub fn render_json(reports: &[ObjectReport], policy_source: &str, policies: &Pol
             "allowed": count(Decision::Allowed),
             "notChecked": count(Decision::NotChecked),
             "invalid": count(Decision::Invalid),
+            "unreadable": check.unreadable.len(),
         },
-        "exitCode": exit_code(reports),
+        "exitCode": check.exit_code(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn readable_diff_spells_out_changes() {
-        let before = json!({
-            "metadata": {"name": "web"},
-            "spec": {"strategy": {"rollingUpdate": {"maxUnavailable": "25%"}}, "old": 1}
-        });
-        let patch = vec![
-            json!({"op": "replace", "path": "/spec/strategy/rollingUpdate/maxUnavailable", "value": 0}),
-            json!({"op": "add", "path": "/metadata/labels", "value": {"app.kubernetes.io/version": "1.27"}}),
-            json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
-            json!({"op": "add", "path": "/metadata/annotations/kubernetes.io~1change-cause", "value": "x"}),
-            json!({"op": "remove", "path": "/spec/old"}),
-        ];
-        assert_eq!(
-            readable_diff(&before, &patch),
-            [
-                "~ spec.strategy.rollingUpdate.maxUnavailable: \"25%\" → 0",
-                "+ metadata.labels.app.kubernetes.io/version: \"1.27\"",
-                "+ metadata.annotations.kubernetes.io/change-cause: \"x\"",
-                "- spec.old: 1",
-            ]
-        );
-    }
-
-    #[test]
-    fn plural_table() {
-        for (kind, plural_name) in [
-            ("Deployment", "deployments"),
-            ("Ingress", "ingresses"),
-            ("HTTPRoute", "httproutes"),
-            ("NetworkPolicy", "networkpolicies"),
-            ("Gateway", "gateways"),
-        ] {
-            assert_eq!(plural(kind), plural_name);
-        }
-    }
 
     fn report(decision: Decision) -> ObjectReport {
         ObjectReport {
@@ -713,10 +504,13 @@ mod tests {
             allowed: decision != Decision::Denied,
             warnings: vec![],
             denials: vec![],
+            findings: vec![],
             patch: vec![],
+            patched_object: None,
             exempt: None,
             defaults_applied: vec![],
             error: None,
+            consulted: Default::default(),
             diff: vec![],
         }
     }
@@ -734,5 +528,31 @@ mod tests {
             let reports: Vec<ObjectReport> = decisions.iter().map(|d| report(*d)).collect();
             assert_eq!(exit_code(&reports), *expected, "{decisions:?}");
         }
+        // A manifest in an API version nobody serves is not "nothing denied".
+        let mut removed = report(NotChecked);
+        removed.exempt = Some(API_NOT_SERVED.to_owned());
+        assert_eq!(exit_code(&[report(Allowed), removed]), 2);
+    }
+
+    #[test]
+    fn anything_unreadable_makes_the_exit_code_2() {
+        let policies = embedded_default();
+        let objects = vec![report(Decision::Denied)];
+        let unreadable = vec![ManifestError::Parse {
+            path: "bad.yaml".into(),
+            line: 3,
+            message: "did not find expected node content".into(),
+        }];
+        let check = CheckReport {
+            objects: &objects,
+            unreadable: &unreadable,
+            policy_source: "embedded default",
+            policies: &policies,
+        };
+        assert_eq!(check.exit_code(), 2);
+        let json = render_report_json(&check);
+        assert_eq!(json["unreadable"][0]["location"], "bad.yaml:3");
+        assert_eq!(json["summary"]["unreadable"], 1);
+        assert!(render_report_text(&check).contains(", 1 unreadable (policies: "));
     }
 }

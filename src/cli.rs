@@ -31,7 +31,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the admission webhook over HTTPS.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Evaluate manifests offline with the webhook's own engine.
     Check(CheckArgs),
     /// Certificate tooling.
@@ -91,6 +91,41 @@ pub struct ServeArgs {
     /// How often the policy directory and TLS files are checked for changes, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub reload_interval_ms: u64,
+    /// How callers of the evaluation API (`/v1/...`) authenticate: a bearer token checked with
+    /// a TokenReview (`token`), a client certificate signed by `--api-client-ca`
+    /// (`client-cert`), either (`any`), or not at all (`none`). Default: `token`, or `none`
+    /// with `--dev`. The admission endpoints are not affected.
+    #[arg(long, value_enum, env = "ROLLOUT_GUARD_API_AUTH")]
+    pub api_auth: Option<crate::server::auth::ApiAuthMode>,
+    /// PEM CA bundle that signs the API's client certificates (for `--api-auth client-cert` or
+    /// `any`). The TLS handshake asks for a certificate but does not require one, so the API
+    /// server's admission calls work unchanged.
+    #[arg(long)]
+    pub api_client_ca: Option<PathBuf>,
+    /// How long a TokenReview's answer is reused for the same token, in seconds (rejections at
+    /// most 2 s).
+    #[arg(long, default_value_t = 10)]
+    pub api_token_cache_seconds: u64,
+    /// Audiences a token must be issued for (`spec.audiences` of the TokenReview); default:
+    /// the API server's own.
+    #[arg(long = "api-token-audience")]
+    pub api_token_audiences: Vec<String>,
+    /// Evaluation API calls accepted per second across all callers, in bursts of as many
+    /// (more get HTTP 429 with Retry-After); 0 for no limit.
+    #[arg(long, default_value_t = 20)]
+    pub api_rate_limit: u32,
+}
+
+impl ServeArgs {
+    /// `--api-auth` as given, else `none` with `--dev` and `token` without.
+    pub fn api_auth_mode(&self) -> crate::server::auth::ApiAuthMode {
+        use crate::server::auth::ApiAuthMode;
+        self.api_auth.unwrap_or(if self.dev {
+            ApiAuthMode::None
+        } else {
+            ApiAuthMode::Token
+        })
+    }
 }
 
 /// `check` flags.
@@ -107,13 +142,18 @@ pub struct CheckArgs {
     pub output: OutputFormat,
 }
 
-/// `check` output format.
+/// `check` and `test` output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// Readable report with a diff of what mutation changes.
     Text,
     /// One JSON document with every object's verdict and patch.
     Json,
+    /// SARIF 2.1.0: each finding located at its manifest's file and line (code-scanning
+    /// annotations on a pull request).
+    Sarif,
+    /// JUnit XML: one test case per object (or per policy test), as CI test reporters read it.
+    Junit,
 }
 
 /// `certs` subcommands.

@@ -10,6 +10,8 @@ pub mod admission;
 pub mod certs;
 pub mod check;
 pub mod cli;
+pub mod evaluate;
+pub mod formats;
 pub mod manifest;
 pub mod policy;
 pub mod reload;

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match runtime.block_on(rollout_guard::server::serve(args)) {
+            match runtime.block_on(rollout_guard::server::serve(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error:#}");

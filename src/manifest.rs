@@ -48,6 +48,114 @@ pub enum ManifestError {
     },
 }
 
+impl ManifestError {
+    /// The file (or path) that could not be read.
+    pub fn file(&self) -> &Path {
+        match self {
+            ManifestError::Io { path, .. } | ManifestError::Parse { path, .. } => path,
+        }
+    }
+
+    /// The 1-based line, when the problem is in a document (not for a path that cannot be read).
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ManifestError::Io { .. } => None,
+            ManifestError::Parse { line, .. } => Some(*line),
+        }
+    }
+
+    /// What went wrong, without the location.
+    pub fn message(&self) -> String {
+        match self {
+            ManifestError::Io { source, .. } => source.to_string(),
+            ManifestError::Parse { message, .. } => message.clone(),
+        }
+    }
+}
+
+/// The documents that could be read, and what could not.
+#[derive(Debug, Default)]
+pub struct ReadReport {
+    /// Every readable document, in file order.
+    pub documents: Vec<Document>,
+    /// Paths that could not be read and documents that are not YAML/JSON, with file and line.
+    pub unreadable: Vec<ManifestError>,
+}
+
+/// Reads every document under `paths` that can be read, and reports the rest: a path that
+/// cannot be read skips that path, a document that is not YAML skips that document (the other
+/// documents of its file are read). What `check` evaluates: one broken file must not hide the
+/// verdicts of the others.
+pub fn read_paths_lenient(paths: &[PathBuf]) -> ReadReport {
+    let mut report = ReadReport::default();
+    let mut found = Vec::new();
+    for path in paths {
+        collect_files_lenient(path, &mut found, &mut report.unreadable);
+    }
+    for file in found {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let (documents, errors) = parse_text_lenient(&file, &text);
+                report.documents.extend(documents);
+                report.unreadable.extend(errors);
+            }
+            Err(source) => report
+                .unreadable
+                .push(ManifestError::Io { path: file, source }),
+        }
+    }
+    report
+}
+
+/// [`collect_files`] that reports an unreadable path or directory and goes on with the rest.
+fn collect_files_lenient(path: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ManifestError>) {
+    let io = |source| ManifestError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(source) => return errors.push(io(source)),
+    };
+    if !metadata.is_dir() {
+        files.push(path.to_owned());
+        return;
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(source) => return errors.push(io(source)),
+    };
+    let mut entries: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    entries.sort();
+    for entry in entries {
+        if is_hidden(&entry) {
+            continue;
+        }
+        if entry.is_dir() {
+            collect_files_lenient(&entry, files, errors);
+        } else if is_manifest_file(&entry) {
+            files.push(entry);
+        }
+    }
+}
+
+fn is_hidden(entry: &Path) -> bool {
+    entry
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+fn is_manifest_file(entry: &Path) -> bool {
+    entry
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e))
+}
+
 /// Extensions read when a directory is given.
 const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
@@ -91,20 +199,12 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestEr
         .collect();
     entries.sort();
     for entry in entries {
-        let hidden = entry
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
+        if is_hidden(&entry) {
             continue;
         }
         if entry.is_dir() {
             collect_files(&entry, files)?;
-        } else if entry
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e))
-        {
+        } else if is_manifest_file(&entry) {
             files.push(entry);
         }
     }
@@ -114,7 +214,20 @@ fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestEr
 /// Splits YAML text into documents at `---` lines, remembering where each starts. JSON is YAML,
 /// so a `.json` file is one document (or a List).
 pub fn parse_text(file: &Path, text: &str) -> Result<Vec<Document>, ManifestError> {
+    let (documents, mut errors) = parse_text_lenient(file, text);
+    if errors.is_empty() {
+        Ok(documents)
+    } else {
+        Err(errors.swap_remove(0))
+    }
+}
+
+/// [`parse_text`] that keeps the documents that parse and reports each one that does not (the
+/// documents of a file are separated by `---` lines, so one bad document does not make the next
+/// one unreadable).
+pub fn parse_text_lenient(file: &Path, text: &str) -> (Vec<Document>, Vec<ManifestError>) {
     let mut documents = Vec::new();
+    let mut errors = Vec::new();
     let line_count = text.lines().count().max(1);
     for (start_line, chunk) in split_documents(text) {
         let value: Value = match serde_yaml::from_str::<Value>(&chunk) {
@@ -125,11 +238,12 @@ pub fn parse_text(file: &Path, text: &str) -> Result<Vec<Document>, ManifestErro
                     .location()
                     .map_or(start_line, |l| start_line + l.line() - 1)
                     .min(line_count);
-                return Err(ManifestError::Parse {
+                errors.push(ManifestError::Parse {
                     path: file.to_owned(),
                     line,
                     message: shift_message_lines(&error.to_string(), start_line),
                 });
+                continue;
             }
         };
         if value.is_null() {
@@ -138,7 +252,7 @@ pub fn parse_text(file: &Path, text: &str) -> Result<Vec<Document>, ManifestErro
         let line = first_content_line(start_line, &chunk);
         flatten_lists(file, line, value, &mut documents);
     }
-    Ok(documents)
+    (documents, errors)
 }
 
 fn flatten_lists(file: &Path, line: usize, value: Value, out: &mut Vec<Document>) {
@@ -184,6 +298,33 @@ mod tests {
             ManifestError::Parse { line, .. } => assert!(line >= 3, "line {line}"),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn lenient_parsing_keeps_the_documents_around_a_broken_one() {
+        let text = "kind: A\n---\nkind: [unclosed\n---\nkind: C\n";
+        let (docs, errors) = parse_text_lenient(Path::new("m.yaml"), text);
+        let kinds: Vec<&Value> = docs.iter().map(|d| &d.value["kind"]).collect();
+        assert_eq!(kinds, ["A", "C"]);
+        assert_eq!(errors.len(), 1);
+        // The unclosed list starts on line 3; the parser notices at the end of its document.
+        assert!(matches!(errors[0].line(), Some(3 | 4)), "{:?}", errors[0]);
+        assert_eq!(docs[1].line, 5);
+    }
+
+    #[test]
+    fn lenient_reading_reports_missing_paths_and_reads_the_rest() {
+        let dir = std::env::temp_dir().join(format!("rg-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, "kind: A\n").unwrap();
+        let missing = dir.join("missing.yaml");
+        let report = read_paths_lenient(&[missing.clone(), good]);
+        assert_eq!(report.documents.len(), 1);
+        assert_eq!(report.unreadable.len(), 1);
+        assert_eq!(report.unreadable[0].file(), missing.as_path());
+        assert_eq!(report.unreadable[0].line(), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct ReloadStatus {
 
 struct State {
     active: Arc<PolicySet>,
+    /// When the active set was loaded (start-up or the last successful reload).
+    loaded_at: std::time::SystemTime,
     status: ReloadStatus,
     /// What the last rejection was about (a digest of rejected sources, or the read error), so
     /// the watcher rejects the same bad state once rather than on every poll.
@@ -53,6 +55,7 @@ impl ActivePolicies {
         Self {
             state: Arc::new(RwLock::new(State {
                 active: Arc::new(initial),
+                loaded_at: std::time::SystemTime::now(),
                 status,
                 rejected: None,
             })),
@@ -75,6 +78,15 @@ impl ActivePolicies {
         state.status.reloads_ok += 1;
         state.rejected = None;
         state.active = Arc::new(set);
+        state.loaded_at = std::time::SystemTime::now();
+    }
+
+    /// When the active set was loaded (start-up, or the last reload that swapped one in).
+    pub fn loaded_at(&self) -> std::time::SystemTime {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .loaded_at
     }
 
     /// Records a rejected reload; the active set is unchanged.

@@ -178,6 +178,59 @@ fn yaml_syntax_error_reports_file_and_line_and_exits_2() {
     assert!(error.contains(&at(8)) || error.contains(&at(9)), "{error}");
 }
 
+/// One broken file, one broken document and one missing path do not hide the verdicts of the
+/// rest: every readable object is judged, each unreadable thing is reported with file:line, and
+/// the exit code is 2 at the end (also in the JSON report).
+#[test]
+fn every_readable_manifest_is_evaluated_and_the_unreadable_reported() {
+    let broken = TempFile::new(
+        "half-broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before}\n---\nkind: [unclosed\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n",
+    );
+    let missing = "examples/manifests/does-not-exist.yaml";
+    let args = [
+        "-f",
+        missing,
+        broken.0.to_str().unwrap(),
+        "examples/manifests/all-down.yaml",
+        "--policies",
+        "tests/fixtures/policies/strict",
+    ];
+    let output = check(&args);
+    let (text, error) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(2), "{text}\n{error}");
+    assert!(
+        text.contains("ConfigMap default/before: not checked"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ConfigMap default/after: not checked"),
+        "{text}"
+    );
+    // The denial is still reported, though the exit code says "unreadable input" first.
+    assert!(text.contains("Deployment shop/api: DENIED"), "{text}");
+    assert!(text.contains(", 2 unreadable (policies: "), "{text}");
+    assert!(error.contains(&format!("error: {missing}: ")), "{error}");
+    let at = |line: usize| format!("error: {}:{line}: ", broken.0.display());
+    assert!(error.contains(&at(5)) || error.contains(&at(6)), "{error}");
+
+    let mut json_args = args.to_vec();
+    json_args.extend(["-o", "json"]);
+    let output = check(&json_args);
+    assert_eq!(output.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["summary"]["objects"], 3);
+    assert_eq!(report["summary"]["denied"], 1);
+    assert_eq!(report["summary"]["unreadable"], 2);
+    assert_eq!(report["exitCode"], 2);
+    let unreadable = report["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable[0]["file"], missing);
+    assert!(unreadable[0]["line"].is_null());
+    assert!(unreadable[1]["line"]
+        .as_u64()
+        .is_some_and(|l| (5..=6).contains(&l)));
+}
+
 #[test]
 fn unreadable_inputs_exit_2() {
     let missing = check(&["-f", "examples/manifests/does-not-exist.yaml"]);
@@ -263,6 +316,26 @@ fn services_of_rollouts_and_stateful_sets_select_their_pods() {
         );
     }
     assert!(!text.contains("blueGreen"), "{text}");
+}
+
+/// Ingresses in the v1beta1 API versions removed in Kubernetes 1.22 are named as such and not
+/// counted as checked: the run exits 2 instead of passing with nothing checked.
+#[test]
+fn removed_ingress_api_versions_are_not_passed_as_checked() {
+    let output = check(&["-f", "tests/fixtures/check/ingress-v1beta1"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}\n{}", stderr(&output));
+    for name in ["Ingress shop/web:", "Ingress shop/web-canary:"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no line for {name} in:\n{text}"));
+        assert!(
+            line.contains("NOT CHECKED") && line.contains("not served since Kubernetes 1.22"),
+            "{line}"
+        );
+    }
+    assert!(text.contains("Service shop/web-v1: ALLOWED"), "{text}");
 }
 
 /// The strategy examples: everything sound is allowed, the broken HTTPRoute is denied for its

@@ -4,6 +4,7 @@
 //! object → run the kind's rules → build the response. Pure: no IO, no clock, no globals, so the
 //! HTTP handler, `check` and the tests all go through exactly this function.
 
+pub mod cleanup;
 pub mod request;
 pub mod response;
 
@@ -84,7 +85,7 @@ pub fn review(
         kind: req.kind.kind.clone(),
         operation: request::operation_name(&req.operation),
         namespace: namespace.clone(),
-        name: req.name.clone(),
+        name: request::object_name(req),
         dry_run: req.dry_run.unwrap_or(false),
     };
     let answer = |verdict: Verdict| Reviewed {
@@ -132,10 +133,20 @@ pub fn review(
         ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute") => {
             target.evaluate::<HttpRoute>(rules::httproute::RULES)
         }
+        ("extensions" | "networking.k8s.io", "v1beta1", "Ingress") => {
+            Ok(not_served_ingress(&req.kind.group))
+        }
         _ => Ok(Verdict::exempt("kind")),
     };
     match result {
-        Ok(verdict) => Ok(answer(verdict)),
+        Ok(mut verdict) => {
+            let username = req.user_info.username.as_deref().unwrap_or_default();
+            let cleanup = cleanup::system_cleanup(&req.operation, username, &namespace, ctx.view);
+            if let Some(who) = cleanup.filter(|_| verdict.exempt.is_none()) {
+                cleanup::allow(&mut verdict, who);
+            }
+            Ok(answer(verdict))
+        }
         Err(message) => Ok(Reviewed {
             body: response::invalid(&review.api_version, &req.uid, &message),
             verdict: Verdict::default(),
@@ -143,6 +154,25 @@ pub fn review(
             invalid: Some(message),
         }),
     }
+}
+
+/// Why a removed Ingress API version is not checked. With the chart's `matchPolicy: Equivalent`
+/// an API server that still serves these (1.21 and older) converts them to
+/// `networking.k8s.io/v1` before calling the webhook, so this answers manifests given to
+/// `check` and webhook rules written by hand.
+pub const API_NOT_SERVED: &str = "api-not-served";
+
+fn not_served_ingress(group: &str) -> Verdict {
+    let mut verdict = Verdict::exempt(API_NOT_SERVED);
+    verdict.warnings.push(crate::policy::engine::warning_text(
+        "ingressCanary",
+        &format!(
+            "{group}/v1beta1 Ingress is not served since Kubernetes 1.22, so this manifest \
+             cannot be applied and was not checked; write it as networking.k8s.io/v1 \
+             (spec.rules[].http.paths[] need pathType and backend.service.name/port)"
+        ),
+    ));
+    verdict
 }
 
 fn parse<K: DeserializeOwned>(

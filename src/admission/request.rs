@@ -119,6 +119,30 @@ pub fn decode(body: &[u8]) -> Result<Review<'_>, DecodeError> {
     })
 }
 
+/// The object's name for logs: `request.name`, or on DELETE `oldObject.metadata.name` when the
+/// name is empty, as in the namespace controller's deletecollections.
+pub fn object_name(request: &Request<'_>) -> String {
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(default)]
+        metadata: Metadata,
+    }
+    #[derive(Deserialize, Default)]
+    struct Metadata {
+        #[serde(default)]
+        name: String,
+    }
+    if !request.name.is_empty() {
+        return request.name.clone();
+    }
+    request
+        .old_object
+        .filter(|_| request.operation == Operation::Delete)
+        .and_then(|raw| serde_json::from_str::<Named>(raw.get()).ok())
+        .map(|named| named.metadata.name)
+        .unwrap_or_default()
+}
+
 /// The operation as the API server spells it.
 pub fn operation_name(operation: &Operation) -> &'static str {
     match operation {

@@ -88,6 +88,9 @@ pub fn build(api_version: &str, uid: &str, kind: &str, verdict: &Verdict) -> Vec
     if let Some(reason) = &verdict.exempt {
         audit.insert("exempt", reason.clone());
     }
+    if let Some(cleanup) = verdict.cleanup {
+        audit.insert("cleanup", cleanup.to_owned());
+    }
     let envelope = Envelope {
         api_version,
         kind: "AdmissionReview",

@@ -67,6 +67,61 @@ pub struct Denial {
     pub message: String,
 }
 
+/// What a finding became in a verdict, as reports show it (`check`, the API, `test`, the
+/// audit). Findings that became nothing (mode off, quiet on this endpoint) are not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingOutcome {
+    /// Fixed by the patch (with a warning too when a value someone chose was rewritten).
+    Patched,
+    /// Reported as a warning.
+    Warned,
+    /// Refused the request.
+    Denied,
+}
+
+impl FindingOutcome {
+    /// The outcome as reports spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingOutcome::Patched => "patched",
+            FindingOutcome::Warned => "warned",
+            FindingOutcome::Denied => "denied",
+        }
+    }
+}
+
+/// One finding as it ended up in the verdict: which rule and check, what it became, and the
+/// rule's message (without the `rollout-guard rule.check:` prefix warnings carry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFinding {
+    /// The rule's key under `rules` (`ingressCanary`).
+    pub rule: &'static str,
+    /// The check (`missingMain`); `error` when the rule could not evaluate and answered by its
+    /// `onError`.
+    pub check: &'static str,
+    /// What it became.
+    pub outcome: FindingOutcome,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl RecordedFinding {
+    /// `rule.check`, as `fired`, warnings and denials name it.
+    pub fn source(&self) -> String {
+        format!("{}.{}", self.rule, self.check)
+    }
+
+    /// Whether the rule could not evaluate and answered by its `onError` setting (the store
+    /// not synced, an object it cannot read).
+    pub fn is_evaluation_error(&self) -> bool {
+        self.check == ERROR_CHECK
+    }
+}
+
+/// The check name under which a rule's evaluation errors are reported (`rule.error`).
+pub const ERROR_CHECK: &str = "error";
+
 /// The decision for one request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Verdict {
@@ -86,6 +141,13 @@ pub struct Verdict {
     pub skipped: Vec<&'static str>,
     /// Why the request was not evaluated at all (excluded namespace, subresource, ...).
     pub exempt: Option<String>,
+    /// Every finding that produced a patch, warning or denial, in the order the rules ran, with
+    /// its rule and check: what reports list per rule (`fired` only names them).
+    pub findings: Vec<RecordedFinding>,
+    /// Set when the request is a DELETE the system makes while cleaning up (namespace
+    /// deletion, garbage collection): its denials were turned into warnings
+    /// (`admission::cleanup`).
+    pub cleanup: Option<&'static str>,
 }
 
 impl Verdict {
@@ -119,7 +181,8 @@ impl Verdict {
 /// Longest warning we send; the API server truncates longer ones and `kubectl` prints every one.
 pub const MAX_WARNING_CHARS: usize = 240;
 
-fn warning_text(source: &str, message: &str) -> String {
+/// A warning as sent: `rollout-guard rule.check: message`, cut to [`MAX_WARNING_CHARS`].
+pub fn warning_text(source: &str, message: &str) -> String {
     let text = format!("rollout-guard {source}: {message}");
     if text.chars().count() <= MAX_WARNING_CHARS {
         text
@@ -186,7 +249,7 @@ pub fn run<K>(
             Err(mut error) => (error.take_checked(), Some(error)),
         };
         if let Some(error) = error {
-            let source = format!("{}.error", rule.name);
+            let source = format!("{}.{ERROR_CHECK}", rule.name);
             let message = match settings.on_error() {
                 crate::policy::config::FailureMode::Allow => {
                     format!("{error}; allowed without this check")
@@ -195,27 +258,45 @@ pub fn run<K>(
                     format!("{error}; denied because the rule fails closed (onError: deny), retry shortly")
                 }
             };
-            match decide_error(settings.on_error()) {
-                Outcome::Deny => verdict.denials.push(Denial {
-                    source: source.clone(),
-                    message,
-                }),
-                _ => verdict.warnings.push(warning_text(&source, &message)),
-            }
+            let outcome = match decide_error(settings.on_error()) {
+                Outcome::Deny => {
+                    verdict.denials.push(Denial {
+                        source: source.clone(),
+                        message: message.clone(),
+                    });
+                    FindingOutcome::Denied
+                }
+                _ => {
+                    verdict.warnings.push(warning_text(&source, &message));
+                    FindingOutcome::Warned
+                }
+            };
+            verdict.findings.push(RecordedFinding {
+                rule: rule.name,
+                check: ERROR_CHECK,
+                outcome,
+                message,
+            });
             verdict.fired.insert(source);
         }
         for finding in findings {
             let mode = settings.mode_for(finding.check);
             let source = format!("{}.{}", finding.rule, finding.check);
-            match decide(&finding, mode, endpoint, rule.phase) {
+            let outcome = match decide(&finding, mode, endpoint, rule.phase) {
                 Outcome::Nothing => continue,
-                Outcome::Warning => verdict
-                    .warnings
-                    .push(warning_text(&source, &finding.message)),
-                Outcome::Deny => verdict.denials.push(Denial {
-                    source: source.clone(),
-                    message: finding.message.clone(),
-                }),
+                Outcome::Warning => {
+                    verdict
+                        .warnings
+                        .push(warning_text(&source, &finding.message));
+                    FindingOutcome::Warned
+                }
+                Outcome::Deny => {
+                    verdict.denials.push(Denial {
+                        source: source.clone(),
+                        message: finding.message.clone(),
+                    });
+                    FindingOutcome::Denied
+                }
                 Outcome::Patch { edits, warn } => {
                     if builder.is_none() {
                         match raw_object {
@@ -225,6 +306,12 @@ pub fn run<K>(
                                 verdict
                                     .warnings
                                     .push(warning_text(&source, &finding.message));
+                                verdict.findings.push(RecordedFinding {
+                                    rule: finding.rule,
+                                    check: finding.check,
+                                    outcome: FindingOutcome::Warned,
+                                    message: finding.message,
+                                });
                                 verdict.fired.insert(source);
                                 continue;
                             }
@@ -252,8 +339,15 @@ pub fn run<K>(
                             .warnings
                             .push(warning_text(&source, &finding.message));
                     }
+                    FindingOutcome::Patched
                 }
-            }
+            };
+            verdict.findings.push(RecordedFinding {
+                rule: finding.rule,
+                check: finding.check,
+                outcome,
+                message: finding.message,
+            });
             verdict.fired.insert(source);
         }
     }

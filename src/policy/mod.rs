@@ -18,7 +18,7 @@ pub mod view;
 pub mod yaml;
 
 pub use config::{Mode, RolloutPolicy};
-pub use engine::{Context, RuleEntry, Verdict};
+pub use engine::{Context, FindingOutcome, RecordedFinding, RuleEntry, Verdict};
 pub use finding::{Endpoint, EvalError, Finding, Fix, Severity};
 pub use set::PolicySet;
 pub use view::{ClusterView, EmptyView, SyncStatus};

@@ -166,6 +166,12 @@ pub trait ClusterView: Send + Sync {
     fn previous_service_selector(&self, _namespace: &str, _name: &str) -> Option<Labels> {
         None
     }
+
+    /// Whether a Namespace is being deleted (`deletionTimestamp` set, phase `Terminating`).
+    /// False when unknown.
+    fn namespace_terminating(&self, _namespace: &str) -> bool {
+        false
+    }
 }
 
 /// A view with no objects that is always synced: for rules that need no other objects and for

@@ -180,7 +180,23 @@ pub async fn serve_connections(
                         tokio::time::timeout(limits.handshake_and_headers, acceptor.accept(tcp))
                             .await;
                     match handshake {
-                        Ok(Ok(tls)) => serve_io(tls, peer, &builder, router, watcher).await,
+                        Ok(Ok(tls)) => {
+                            // A verified client certificate names the API caller. The API server's
+                            // admission calls carry none, so their router is the shared one.
+                            let router = match tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .and_then(|leaf| crate::server::auth::certificate_identity(leaf))
+                            {
+                                Some(identity) => router.layer(axum::Extension(
+                                    crate::server::auth::ClientCertIdentity(identity),
+                                )),
+                                None => router,
+                            };
+                            serve_io(tls, peer, &builder, router, watcher).await
+                        }
                         Ok(Err(error)) => {
                             // Scanners, plain HTTP to this port, TLS < 1.2: not worth a warning each.
                             tracing::debug!(%peer, %error, "TLS handshake failed");

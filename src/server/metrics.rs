@@ -54,10 +54,20 @@ pub enum BadRequest {
     NotFound,
     /// TLS handshake failed or timed out (plain HTTP to the TLS port, scanners, old TLS).
     TlsHandshake,
+    /// An API call without valid credentials.
+    Unauthenticated,
+    /// An API call over the rate limit.
+    RateLimited,
+    /// An API call whose manifests cannot be read.
+    Manifests,
+    /// An API call whose credentials could not be checked (API server unreachable).
+    AuthUnavailable,
+    /// An API call with a query parameter it does not take.
+    Query,
 }
 
 impl BadRequest {
-    const ALL: [BadRequest; 10] = [
+    const ALL: [BadRequest; 15] = [
         Self::Malformed,
         Self::WrongType,
         Self::NoRequest,
@@ -68,6 +78,11 @@ impl BadRequest {
         Self::Method,
         Self::NotFound,
         Self::TlsHandshake,
+        Self::Unauthenticated,
+        Self::RateLimited,
+        Self::Manifests,
+        Self::AuthUnavailable,
+        Self::Query,
     ];
 
     /// The `reason` label.
@@ -83,6 +98,11 @@ impl BadRequest {
             Self::Method => "method",
             Self::NotFound => "not_found",
             Self::TlsHandshake => "tls_handshake",
+            Self::Unauthenticated => "unauthenticated",
+            Self::RateLimited => "rate_limited",
+            Self::Manifests => "manifests",
+            Self::AuthUnavailable => "auth_unavailable",
+            Self::Query => "query",
         }
     }
 }

@@ -5,6 +5,8 @@
 //! Then: the admission port (TLS, `/mutate`, `/validate`, health), the admin port (`/metrics`,
 //! health), the certificate watcher, and the signal handler that starts the drain.
 
+pub mod api;
+pub mod auth;
 pub mod lifecycle;
 pub mod metrics;
 pub mod routes;
@@ -73,6 +75,42 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store::StoreSource::NoCluster => "no cluster found: empty".to_owned(),
     };
     let view: Arc<dyn ClusterView> = Arc::clone(&cluster.store) as Arc<dyn ClusterView>;
+    let api_mode = args.api_auth_mode();
+    let client_roots = match (&args.api_client_ca, api_mode.accepts_client_certs()) {
+        (Some(path), true) => Some(tls::load_client_roots(path)?),
+        (None, true) => anyhow::bail!(
+            "--api-auth {} needs --api-client-ca (the CA that signs API client certificates)",
+            api_mode.as_str()
+        ),
+        (_, false) => None,
+    };
+    let reviewer: Option<Arc<dyn auth::TokenReviewer>> = if api_mode.accepts_tokens() {
+        match kube::Client::try_default().await {
+            Ok(client) => Some(Arc::new(auth::KubeTokenReviewer::new(
+                client,
+                args.api_token_audiences.clone(),
+            ))),
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "--api-auth {}: no Kubernetes API server for TokenReviews; API calls with tokens will be refused (503)",
+                    api_mode.as_str()
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let api = Arc::new(api::ApiState {
+        auth: auth::ApiAuth::new(
+            api_mode,
+            reviewer,
+            Duration::from_secs(args.api_token_cache_seconds),
+        ),
+        limiter: api::RateLimiter::new(args.api_rate_limit),
+        policy_source: policy_source.clone(),
+    });
     let state = AppState {
         policies: active.clone(),
         view,
@@ -81,12 +119,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         readiness: Arc::clone(&readiness),
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_millis(args.request_timeout_ms),
+        api,
     };
 
     let resolver = Arc::new(tls::ReloadingCert::new(loaded.key));
-    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(
+    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config_with_clients(
         Arc::clone(&resolver),
         Arc::clone(&provider),
+        client_roots,
     )?));
 
     let admission_listener = bind(args.addr, "--addr").await?;
@@ -100,6 +140,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy_source: &policy_source,
         policy_digest: &policy_digest,
         store_source: &store_source,
+        api_auth: api_mode.as_str(),
         dev: dev.as_ref(),
     });
     tracing::info!(
@@ -229,6 +270,7 @@ struct Banner<'a> {
     policy_source: &'a str,
     policy_digest: &'a str,
     store_source: &'a str,
+    api_auth: &'a str,
     dev: Option<&'a DevCerts>,
 }
 
@@ -240,6 +282,10 @@ fn print_banner(banner: &Banner<'_>) {
         format!(
             "  admission  https://{}  (POST /mutate, POST /validate, GET /healthz, GET /readyz)",
             banner.admission
+        ),
+        format!(
+            "  api        https://{}/v1/evaluate  (POST manifests; GET /v1/policies, /v1/openapi.json; auth: {})",
+            banner.admission, banner.api_auth
         ),
         format!(
             "  metrics    http://{}/metrics  (also /healthz, /readyz)",

@@ -48,6 +48,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Deadline for receiving the request body.
     pub request_timeout: Duration,
+    /// The evaluation API's authentication, rate limit and policy source (`/v1/...` only).
+    pub api: Arc<crate::server::api::ApiState>,
 }
 
 /// Why a request gets no AdmissionReview.
@@ -78,8 +80,32 @@ pub enum ApiError {
         allow: &'static str,
     },
     /// Unknown path.
-    #[error("no such path; the webhook serves POST /mutate and POST /validate")]
+    #[error("no such path; the webhook serves POST /mutate and POST /validate, the API POST /v1/evaluate, GET /v1/policies and GET /v1/openapi.json")]
     NotFound,
+    /// An API call without valid credentials.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
+    /// An API call over the rate limit.
+    #[error("too many requests; retry in {retry_after_seconds} s")]
+    RateLimited {
+        /// When a request will be accepted again.
+        retry_after_seconds: u64,
+    },
+    /// The credentials could not be checked.
+    #[error("{0}")]
+    AuthUnavailable(String),
+    /// The posted manifests cannot be read.
+    #[error("the manifests cannot be read: {0}")]
+    Manifests(String),
+    /// Manifests sent as something other than YAML or JSON.
+    #[error("content type {0:?} is not supported; send application/yaml or application/json")]
+    ManifestContentType(String),
+    /// A query parameter the path does not take.
+    #[error("{0}")]
+    Query(String),
+    /// A bug: the evaluation failed.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -94,6 +120,14 @@ impl ApiError {
             Self::ContentType(_) => BadRequest::ContentType,
             Self::MethodNotAllowed { .. } => BadRequest::Method,
             Self::NotFound => BadRequest::NotFound,
+            Self::Unauthenticated(_) => BadRequest::Unauthenticated,
+            Self::RateLimited { .. } => BadRequest::RateLimited,
+            Self::AuthUnavailable(_) => BadRequest::AuthUnavailable,
+            Self::Manifests(_) => BadRequest::Manifests,
+            Self::ManifestContentType(_) => BadRequest::ContentType,
+            Self::Query(_) => BadRequest::Query,
+            // Counted with the malformed: it should never happen, and has no label of its own.
+            Self::Internal(_) => BadRequest::Malformed,
         }
     }
 
@@ -106,6 +140,12 @@ impl ApiError {
             Self::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Manifests(_) | Self::Query(_) => StatusCode::BAD_REQUEST,
+            Self::ManifestContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -123,6 +163,20 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
+        if let Self::RateLimited {
+            retry_after_seconds,
+        } = self
+        {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        if let Self::Unauthenticated(_) = self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rollout-guard\""),
+            );
+        }
         if matches!(self, Self::TooLarge { .. } | Self::Timeout(_)) {
             // The rest of the body is not read: the connection cannot carry another request.
             response
@@ -134,17 +188,25 @@ impl IntoResponse for ApiError {
 }
 
 /// Logs and counts a rejected request, then answers it.
-fn reject(state: &AppState, error: ApiError) -> Response {
+pub(crate) fn reject(state: &AppState, error: ApiError) -> Response {
     state.metrics.record_bad_request(error.reason());
     tracing::warn!(reason = error.reason().label(), %error, "request rejected");
     error.into_response()
 }
 
-/// `/mutate`, `/validate`, `/healthz`, `/readyz` for the HTTPS port.
+/// `/mutate`, `/validate`, `/healthz`, `/readyz` and the evaluation API (`/v1/...`) for the
+/// HTTPS port.
 pub fn admission_router(state: AppState) -> Router {
+    use crate::server::api;
     Router::new()
         .route("/mutate", post(mutate).fallback(post_only))
         .route("/validate", post(validate).fallback(post_only))
+        .route(
+            "/v1/evaluate",
+            post(api::evaluate_manifests).fallback(post_only),
+        )
+        .route("/v1/policies", get(api::policies).fallback(get_only))
+        .route("/v1/openapi.json", get(api::openapi).fallback(get_only))
         .route("/healthz", get(healthz).fallback(get_only))
         .route("/readyz", get(readyz).fallback(get_only))
         .fallback(not_found)
@@ -233,7 +295,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Refuses a declared Content-Length over the limit before a byte of the body is read.
-fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+pub(crate) fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -246,7 +308,11 @@ fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), ApiErr
 
 /// Reads at most `--max-body-bytes` before the deadline (chunked bodies have no declared length;
 /// `Limited` stops them at the limit).
-async fn read_body(state: &AppState, body: Body, started: Instant) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    state: &AppState,
+    body: Body,
+    started: Instant,
+) -> Result<Bytes, ApiError> {
     use axum::body::HttpBody as _;
     let limit = state.max_body_bytes;
     // Bodies that know their size (hyper takes it from the framing) are refused here too.
@@ -374,6 +440,11 @@ mod tests {
             readiness: Arc::new(Readiness::default()),
             max_body_bytes,
             request_timeout: Duration::from_secs(2),
+            api: Arc::new(crate::server::api::ApiState {
+                auth: crate::server::auth::ApiAuth::none(),
+                limiter: crate::server::api::RateLimiter::new(0),
+                policy_source: "embedded default".into(),
+            }),
         }
     }
 

@@ -71,6 +71,35 @@ pub enum TlsError {
     /// The TLS configuration cannot be built.
     #[error("cannot configure TLS: {0}")]
     Config(rustls::Error),
+    /// The client CA bundle (`--api-client-ca`) cannot be used.
+    #[error("the API client CA cannot be used: {0}")]
+    ClientCa(String),
+}
+
+/// Reads `--api-client-ca`: the PEM certificates that sign API client certificates. Read once
+/// at start-up (a CA bundle changes rarely; a restart picks up a new one).
+pub fn load_client_roots(path: &Path) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+    let pem = std::fs::read(path).map_err(|error| TlsError::Read {
+        path: path.to_owned(),
+        error,
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| TlsError::NoCertificate {
+            path: path.to_owned(),
+            detail: format!(": {e}"),
+        })?;
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::ClientCa(format!("{}: {e}", path.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+            detail: String::new(),
+        });
+    }
+    Ok(Arc::new(roots))
 }
 
 /// The certificate and key paths, as given (re-resolved on every read).
@@ -232,11 +261,32 @@ pub fn server_config(
     resolver: Arc<ReloadingCert>,
     provider: Arc<CryptoProvider>,
 ) -> Result<ServerConfig, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(provider)
+    server_config_with_clients(resolver, provider, None)
+}
+
+/// [`server_config`] that also asks clients for a certificate signed by `client_roots`
+/// (without requiring one: the API server's admission calls carry none). A certificate that is
+/// presented must verify, or the handshake fails.
+pub fn server_config_with_clients(
+    resolver: Arc<ReloadingCert>,
+    provider: Arc<CryptoProvider>,
+    client_roots: Option<Arc<rustls::RootCertStore>>,
+) -> Result<ServerConfig, TlsError> {
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::Config)?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .map_err(TlsError::Config)?;
+    let builder = match client_roots {
+        None => builder.with_no_client_auth(),
+        Some(roots) => {
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -2,7 +2,7 @@
 //! step by one `apply`/`delete` per kind. Pure data structure: no IO, no locking (the `Store`
 //! wraps it), so it is tested by feeding objects directly.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -285,6 +285,8 @@ pub struct ClusterIndex {
     /// The selector each Service had before its current one, for the Services seen changing
     /// it: a switch back to it is the rollback of a blue/green switch.
     previous_service_selectors: HashMap<ObjectKey, Labels>,
+    /// Namespaces being deleted (rare, so a set of names rather than a flag per namespace).
+    terminating_namespaces: HashSet<String>,
 }
 
 fn template_labels(d: &DeploymentInfo) -> &Labels {
@@ -485,14 +487,20 @@ impl ClusterIndex {
         }
     }
 
-    /// Adds or replaces a Namespace's labels.
-    pub fn apply_namespace(&mut self, name: String, labels: Labels) {
+    /// Adds or replaces a Namespace's labels and whether it is terminating.
+    pub fn apply_namespace(&mut self, name: String, labels: Labels, terminating: bool) {
+        if terminating {
+            self.terminating_namespaces.insert(name.clone());
+        } else {
+            self.terminating_namespaces.remove(&name);
+        }
         self.namespaces.insert(name, labels);
     }
 
     /// Removes a Namespace.
     pub fn delete_namespace(&mut self, name: &str) {
         self.namespaces.remove(name);
+        self.terminating_namespaces.remove(name);
     }
 
     /// Adds or replaces one object of any kind.
@@ -504,7 +512,11 @@ impl ClusterIndex {
             StoredObject::IngressClass(info) => self.apply_ingress_class(info),
             StoredObject::HttpRoute(info) => self.apply_http_route(info),
             StoredObject::ReferenceGrant(info) => self.apply_reference_grant(info),
-            StoredObject::Namespace { name, labels } => self.apply_namespace(name, labels),
+            StoredObject::Namespace {
+                name,
+                labels,
+                terminating,
+            } => self.apply_namespace(name, labels, terminating),
             StoredObject::Workload(info) => self.apply_workload(info),
             StoredObject::Pod(info) => self.apply_pod(info),
         }
@@ -574,7 +586,10 @@ impl ClusterIndex {
             StoredKind::ReferenceGrant => {
                 self.reference_grants = take(&mut other.reference_grants);
             }
-            StoredKind::Namespace => self.namespaces = take(&mut other.namespaces),
+            StoredKind::Namespace => {
+                self.namespaces = take(&mut other.namespaces);
+                self.terminating_namespaces = take(&mut other.terminating_namespaces);
+            }
             StoredKind::StatefulSet | StoredKind::DaemonSet | StoredKind::Rollout => {
                 if let Some(workload) = kind.workload() {
                     let i = workload.index();
@@ -838,6 +853,11 @@ impl ClusterIndex {
         self.previous_service_selectors
             .get(&ObjectKey::new(namespace, name))
             .cloned()
+    }
+
+    /// See [`crate::policy::view::ClusterView::namespace_terminating`].
+    pub fn namespace_terminating(&self, namespace: &str) -> bool {
+        self.terminating_namespaces.contains(namespace)
     }
 }
 

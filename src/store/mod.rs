@@ -5,9 +5,10 @@
 //! either way.
 
 pub mod index;
+pub mod layered;
 pub mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -288,6 +289,18 @@ impl Store {
         loading.apply(documents);
         (loading.store, loading.warnings)
     }
+
+    /// [`Store::from_documents`], also returning the kind and key of every object stored: what a
+    /// [`layered::LayeredView`] needs to hide the objects of the view underneath that these
+    /// documents replace.
+    pub fn from_documents_with_keys(
+        documents: &[Document],
+    ) -> (Store, HashSet<(StoredKind, ObjectKey)>, Vec<String>) {
+        let mut loading = OfflineLoad::default();
+        loading.apply(documents);
+        let keys = loading.seen.into_keys().collect();
+        (loading.store, keys, loading.warnings)
+    }
 }
 
 /// An offline store being filled, batch by batch, remembering where each object was defined so
@@ -495,12 +508,15 @@ pub enum StoredObject {
     HttpRoute(HttpRouteInfo),
     /// A ReferenceGrant.
     ReferenceGrant(ReferenceGrantInfo),
-    /// A Namespace: only its labels are read.
+    /// A Namespace: only its labels and whether it is being deleted are read.
     Namespace {
         /// Name.
         name: String,
         /// `metadata.labels`.
         labels: Labels,
+        /// `metadata.deletionTimestamp` is set or `status.phase` is `Terminating`: the namespace
+        /// controller is deleting everything in it, so no DELETE there may be blocked.
+        terminating: bool,
     },
     /// A StatefulSet, DaemonSet or Argo Rollout.
     Workload(WorkloadInfo),
@@ -552,6 +568,8 @@ impl StoredObject {
                     .flatten()
                     .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
                     .collect(),
+                terminating: !object["metadata"]["deletionTimestamp"].is_null()
+                    || object["status"]["phase"] == "Terminating",
             },
             StoredKind::StatefulSet => {
                 let typed = StatefulSet::deserialize(object).map_err(invalid)?;
@@ -729,6 +747,10 @@ impl ClusterView for Store {
 
     fn previous_service_selector(&self, namespace: &str, name: &str) -> Option<Labels> {
         self.read(|i| i.previous_service_selector(namespace, name))
+    }
+
+    fn namespace_terminating(&self, namespace: &str) -> bool {
+        self.read(|i| i.namespace_terminating(namespace))
     }
 }
 
@@ -1058,6 +1080,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
             index.apply(StoredObject::Namespace {
                 name: format!("namespace-{i}"),
                 labels: labels(&[("n", &i.to_string())]),
+                terminating: false,
             });
         }
         let counts = index.counts();

@@ -132,6 +132,8 @@ pub fn spawn_watchers_with(
                     .as_ref()
                     .map(crate::policy::objects::Labels::from)
                     .unwrap_or_default(),
+                terminating: n.metadata.deletion_timestamp.is_some()
+                    || n.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating"),
             },
         ),
         spawn(

@@ -185,6 +185,8 @@ NEGATIVE = {
     "unknown-value": ({"webhok": {"failurePolicy": "Fail"}}, "webhok"),
     "empty-opt-out-label": ({"webhook": {"optOutLabel": ""}}, "optOutLabel"),
     "bad-policy-file-name": ({"policies": {"files": {"../x.yaml": "a: 1"}}}, "../x.yaml"),
+    "api-client-cert-without-ca": ({"api": {"auth": "client-cert"}}, "api.clientCA.secretName"),
+    "bad-api-auth": ({"api": {"auth": "password"}}, "api"),
 }
 
 
@@ -388,10 +390,18 @@ def assert_safe(docs, values, expect):
     sa = one(docs, "ServiceAccount")
     check(pod["serviceAccountName"] == sa["metadata"]["name"], "serviceAccountName")
 
-    # RBAC: read-only, exactly what the store watches.
+    # RBAC: read-only, exactly what the store watches (plus, with the evaluation API's token
+    # auth, creating TokenReviews: asking the API server who a token is changes nothing).
     role = one(docs, "ClusterRole")
     granted = set()
+    api_auth = deep_merge({"api": {"auth": "token"}}, values)["api"]["auth"]
+    token_reviews = {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
+                     "verbs": ["create"]}
+    if api_auth in ("token", "any"):
+        check(token_reviews in role["rules"], "token auth needs create tokenreviews")
     for r in role["rules"]:
+        if r == token_reviews:
+            continue
         check(set(r["verbs"]) <= READ_VERBS, f"write verbs granted: {r['verbs']}")
         check("*" not in r["verbs"] + r["resources"] + r["apiGroups"], "wildcards in RBAC")
         check(not r.get("resourceNames") and not r.get("nonResourceURLs"), "unexpected rule fields")
@@ -574,6 +584,37 @@ def case_negative(helm, tmp, name, values, fragment):
     check(p.returncode != 0, "rendered, but the chart must refuse these values")
     check(fragment in p.stderr, f"error does not mention {fragment!r}: {p.stderr.strip()}")
     return "refused"
+
+
+def case_api_auth(helm, tmp):
+    """The evaluation API: token auth (the default) gets `create tokenreviews` and the flag;
+    `none` gets neither; `client-cert` mounts the CA Secret and passes it."""
+    def render(values):
+        vf = write_values(tmp, "api-" + values["api"]["auth"], values)
+        p = helm_template(helm, vf)
+        check(p.returncode == 0, f"helm template failed:\n{p.stderr}")
+        docs = parse_docs(p.stdout)
+        validate_k8s(docs)
+        role = one(docs, "ClusterRole")
+        reviews = [r for r in role["rules"] if "tokenreviews" in r.get("resources", [])]
+        container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        return docs, reviews, container["args"], container
+
+    _, reviews, args, _ = render({"api": {"auth": "token"}})
+    check(reviews == [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
+                       "verbs": ["create"]}], f"token auth needs create tokenreviews: {reviews}")
+    check(args[args.index("--api-auth") + 1] == "token", f"{args}")
+    check(args[args.index("--api-rate-limit") + 1] == "20", f"{args}")
+    _, reviews, args, _ = render({"api": {"auth": "none"}})
+    check(reviews == [], "no TokenReview rights without token auth")
+    check(args[args.index("--api-auth") + 1] == "none", f"{args}")
+    _, reviews, args, container = render({"api": {"auth": "client-cert",
+                                                  "clientCA": {"secretName": "ci-ca"}}})
+    check(reviews == [], "client certificates need no TokenReviews")
+    check(args[args.index("--api-client-ca") + 1] == "/etc/rollout-guard/api-ca/ca.crt", f"{args}")
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    check(mounts.get("api-ca") == "/etc/rollout-guard/api-ca", f"{mounts}")
+    return "token, none, client-cert"
 
 
 def case_kube_version(helm, tmp):
@@ -862,6 +903,7 @@ def main():
                 record(f"{helm_name}: refuse {name}", case_negative, helm, tmp, name, values, fragment,
                        helm_name=helm_name)
             record(f"{helm_name}: kubeVersion constraint", case_kube_version, helm, tmp, helm_name=helm_name)
+            record(f"{helm_name}: evaluation API auth", case_api_auth, helm, tmp, helm_name=helm_name)
             record(f"{helm_name}: kubernetes-validate CLI", case_cli_validate, helm, tmp, helm_name=helm_name)
             record(f"{helm_name}: package", case_package, helm, tmp, helm_name=helm_name)
             record(f"{helm_name}: self-signed CA kept on upgrade", case_self_signed_kept_on_upgrade, helm, tmp,

@@ -1,0 +1,838 @@
+//! The one evaluation behind every door: `check`, `POST /v1/evaluate`, `rollout-guard test` and
+//! the audit all judge objects with [`evaluate`], so they give the webhook's verdicts.
+//!
+//! Each object goes through exactly what the API server would do with it on CREATE: the API
+//! server's Deployment defaults are applied (webhooks never see a manifest as written), the
+//! object is wrapped in an AdmissionReview and sent through `admission::review` on the mutate
+//! endpoint, the patch from the serialised response is applied, and the patched object goes
+//! through the validate endpoint. A mutate denial ends there, as in the cluster. Nothing here
+//! decides anything itself: decisions, warnings and patches are read back from the
+//! AdmissionReview responses where the API server reads them.
+//!
+//! Pure apart from building an in-memory store of the manifests: no IO, no clock, no tokio.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::admission::{review, ReviewContext};
+use crate::manifest::Document;
+use crate::policy::defaults::apply_deployment_defaults;
+use crate::policy::engine::{FindingOutcome, RecordedFinding};
+use crate::policy::finding::Endpoint;
+use crate::policy::set::PolicySet;
+use crate::policy::view::ClusterView;
+use crate::store::layered::LayeredView;
+use crate::store::StoredKind;
+
+/// The user evaluations review as by default (change-cause rules name the requesting user).
+pub const DEFAULT_USER: &str = "rollout-guard-check";
+
+/// What the rules see as the rest of the cluster.
+#[derive(Clone, Copy)]
+pub enum Cluster<'a> {
+    /// The manifests given together are the whole cluster (`check`, `POST /v1/evaluate` with
+    /// `cluster: manifests`).
+    Manifests,
+    /// The manifests over another view: a manifest replaces the view's object of the same kind
+    /// and key, as applying it would (`POST /v1/evaluate` over the live store, policy tests over
+    /// the cluster state they declare).
+    ManifestsOver(&'a dyn ClusterView),
+    /// Exactly this view; the manifests are judged against it without being added (the audit,
+    /// whose objects are already in the store).
+    Exactly(&'a dyn ClusterView),
+}
+
+/// Who asks, as the AdmissionReview's `userInfo` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    /// `userInfo.username`.
+    pub username: String,
+    /// `userInfo.groups`.
+    pub groups: Vec<String>,
+}
+
+impl Default for Requester {
+    fn default() -> Self {
+        Self {
+            username: DEFAULT_USER.to_owned(),
+            groups: vec!["system:authenticated".to_owned()],
+        }
+    }
+}
+
+/// How to evaluate.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// The cluster state cross-object rules see.
+    pub cluster: Cluster<'a>,
+    /// The namespace rollout-guard runs in (never governed), as `serve --namespace` says.
+    pub own_namespace: Option<&'a str>,
+    /// Who asks.
+    pub requester: &'a Requester,
+    /// Record, per object, the kinds the rules looked up (`Evaluation::consulted`): policy tests
+    /// fail when a rule read a kind they did not declare.
+    pub record_consulted: bool,
+}
+
+/// The decision for one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Admitted unchanged.
+    Allowed,
+    /// Admitted with a patch.
+    Patched,
+    /// Refused.
+    Denied,
+    /// Not looked at by the webhook (kind not handled, namespace exempt, no policy).
+    NotChecked,
+    /// The document cannot be read as the object it claims to be.
+    Invalid,
+}
+
+impl Decision {
+    /// Every decision, in report order.
+    pub const ALL: [Decision; 5] = [
+        Decision::Denied,
+        Decision::Patched,
+        Decision::Allowed,
+        Decision::NotChecked,
+        Decision::Invalid,
+    ];
+
+    /// The decision as reports spell it (`not-checked`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::Patched => "patched",
+            Decision::Denied => "denied",
+            Decision::NotChecked => "not-checked",
+            Decision::Invalid => "invalid",
+        }
+    }
+
+    /// The decision in capitals, for text reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Decision::Allowed => "ALLOWED",
+            Decision::Patched => "PATCHED",
+            Decision::Denied => "DENIED",
+            Decision::NotChecked => "NOT CHECKED",
+            Decision::Invalid => "INVALID",
+        }
+    }
+}
+
+/// A denial: the `rule.check` that denied and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DenialReport {
+    /// `rule.check` that denied.
+    pub source: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// One finding of one rule, as it ended up (see [`RecordedFinding`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleFinding {
+    /// `rule.check` (`ingressCanary.missingMain`; `rule.error` when the rule could not
+    /// evaluate and answered by its `onError`).
+    pub rule: String,
+    /// `patched`, `warned` or `denied`.
+    pub outcome: FindingOutcome,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// Which endpoint reported it: `mutate` or `validate`.
+    pub endpoint: &'static str,
+}
+
+impl RuleFinding {
+    fn new(record: RecordedFinding, endpoint: Endpoint) -> Self {
+        Self {
+            rule: record.source(),
+            outcome: record.outcome,
+            message: record.message,
+            endpoint: endpoint.as_str(),
+        }
+    }
+
+    /// Whether the rule answered by its `onError` path instead of judging the object.
+    pub fn is_evaluation_error(&self) -> bool {
+        self.rule
+            .rsplit_once('.')
+            .is_some_and(|(_, check)| check == crate::policy::engine::ERROR_CHECK)
+    }
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evaluation {
+    /// `file:line` of the document.
+    pub location: String,
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line where the document starts.
+    pub line: usize,
+    /// `apiVersion` of the object.
+    pub api_version: String,
+    /// `kind` of the object.
+    pub kind: String,
+    /// Namespace it was reviewed in (`default` when the manifest has none; empty for
+    /// cluster-scoped kinds).
+    pub namespace: String,
+    /// `metadata.name` (or `generateName` followed by `<generated>`).
+    pub name: String,
+    /// The decision.
+    pub decision: Decision,
+    /// Whether the API server would admit it.
+    pub allowed: bool,
+    /// Warnings from mutate and validate, in order, without repeats.
+    pub warnings: Vec<String>,
+    /// Why it is denied.
+    pub denials: Vec<DenialReport>,
+    /// Every finding that produced a patch, warning or denial, by rule and check.
+    pub findings: Vec<RuleFinding>,
+    /// The JSON Patch from mutate (against the object after API-server defaulting).
+    pub patch: Vec<Value>,
+    /// The object as it would be stored: after API-server defaulting and the mutate patch. Absent
+    /// for objects not evaluated (not checked, invalid) and for mutate denials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patched_object: Option<Value>,
+    /// Why the webhook does not look at it, when it does not.
+    pub exempt: Option<String>,
+    /// Fields the API server's defaulting filled in before review.
+    pub defaults_applied: Vec<&'static str>,
+    /// What could not be read, for `invalid`.
+    pub error: Option<String>,
+    /// Kinds the rules looked up in the cluster state (only with `record_consulted`).
+    #[serde(skip)]
+    pub consulted: BTreeSet<StoredKind>,
+    /// The patch as readable lines (`~ path: old → new`); text output only.
+    #[serde(skip)]
+    pub diff: Vec<String>,
+}
+
+/// The evaluations of a set of manifests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluated {
+    /// One per document, in order.
+    pub objects: Vec<Evaluation>,
+    /// Problems storing the manifests as cluster state (an object of a stored kind that does not
+    /// read as its kind, an object defined twice), with `file:line`. The objects' own
+    /// evaluations say the rest.
+    pub cluster_warnings: Vec<String>,
+}
+
+/// Evaluates every document, in order, as the webhook would on CREATE.
+pub fn evaluate(documents: &[Document], policies: &PolicySet, options: &Options<'_>) -> Evaluated {
+    let (layered, cluster_warnings) = match options.cluster {
+        Cluster::Manifests => {
+            let (view, warnings) = LayeredView::new(documents, None);
+            (Some(view), warnings)
+        }
+        Cluster::ManifestsOver(base) => {
+            let (view, warnings) = LayeredView::new(documents, Some(base));
+            (Some(view), warnings)
+        }
+        Cluster::Exactly(_) => (None, Vec::new()),
+    };
+    let layered = layered.map(|view| {
+        if options.record_consulted {
+            view.record_consulted()
+        } else {
+            view
+        }
+    });
+    let view: &dyn ClusterView = match (&layered, options.cluster) {
+        (Some(layered), _) => layered,
+        (None, Cluster::Exactly(view)) => view,
+        // Every other cluster choice built a layered view above.
+        (None, _) => &crate::policy::view::EmptyView,
+    };
+    let ctx = ReviewContext {
+        policies,
+        view,
+        own_namespace: options.own_namespace,
+    };
+    let objects = documents
+        .iter()
+        .enumerate()
+        .map(|(index, document)| {
+            let mut evaluation = evaluate_one(
+                &format!("evaluate-{}", index + 1),
+                document,
+                &ctx,
+                options.requester,
+            );
+            if let Some(layered) = &layered {
+                evaluation.consulted = layered.take_consulted();
+            }
+            evaluation
+        })
+        .collect();
+    Evaluated {
+        objects,
+        cluster_warnings,
+    }
+}
+
+/// Kinds without a namespace that manifests commonly hold: reviewed with no namespace, as the
+/// API server sends them (they are not handled, but the report should not invent `default/`).
+const CLUSTER_SCOPED_KINDS: &[&str] = &[
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "IngressClass",
+    "GatewayClass",
+    "PriorityClass",
+    "StorageClass",
+    "PersistentVolume",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "APIService",
+];
+
+/// Evaluates one document against `ctx` (mutate, apply the patch, validate).
+pub fn evaluate_one(
+    uid: &str,
+    document: &Document,
+    ctx: &ReviewContext<'_>,
+    requester: &Requester,
+) -> Evaluation {
+    let text = |field: &str| {
+        document
+            .value
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let metadata = |field: &str| {
+        document
+            .value
+            .get("metadata")
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    let name = metadata("name")
+        .or_else(|| metadata("generateName").map(|g| format!("{g}<generated>")))
+        .unwrap_or_default();
+    let namespace = if CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
+        String::new()
+    } else {
+        metadata("namespace").unwrap_or_else(|| "default".to_owned())
+    };
+    let mut report = Evaluation {
+        location: document.location(),
+        file: document.file.clone(),
+        line: document.line,
+        api_version: api_version.clone(),
+        kind: kind.clone(),
+        namespace: namespace.clone(),
+        name,
+        decision: Decision::Allowed,
+        allowed: true,
+        warnings: Vec::new(),
+        denials: Vec::new(),
+        findings: Vec::new(),
+        patch: Vec::new(),
+        patched_object: None,
+        exempt: None,
+        defaults_applied: Vec::new(),
+        error: None,
+        consulted: BTreeSet::new(),
+        diff: Vec::new(),
+    };
+    let invalid = |mut report: Evaluation, message: String| {
+        report.decision = Decision::Invalid;
+        report.allowed = false;
+        report.error = Some(message);
+        report.patched_object = None;
+        report
+    };
+    if !document.value.is_object() || api_version.is_empty() || kind.is_empty() {
+        return invalid(
+            report,
+            "not a Kubernetes object: a mapping with apiVersion and kind is expected".to_owned(),
+        );
+    }
+
+    let mut object = document.value.clone();
+    if (api_version.as_str(), kind.as_str()) == ("apps/v1", "Deployment") {
+        report.defaults_applied = apply_deployment_defaults(&mut object);
+    }
+    let request = Request {
+        uid,
+        api_version: &api_version,
+        kind: &kind,
+        namespace: &namespace,
+        requester,
+    };
+
+    // Mutate, as the API server calls it first.
+    let mutated = match request.call(Endpoint::Mutate, &object, ctx) {
+        Ok(answer) => answer,
+        Err(message) => return invalid(report, message),
+    };
+    if let Some(reason) = mutated.exempt {
+        report.decision = Decision::NotChecked;
+        report.exempt = Some(reason);
+        return report;
+    }
+    report.warnings = mutated.warnings;
+    report.denials = mutated.denials;
+    report.findings = mutated.findings;
+    if !report.denials.is_empty() {
+        report.decision = Decision::Denied;
+        report.allowed = false;
+        return report;
+    }
+    let mut patched = object.clone();
+    if !mutated.patch.is_empty() {
+        let operations: json_patch::Patch =
+            match serde_json::from_value(Value::Array(mutated.patch.clone())) {
+                Ok(operations) => operations,
+                Err(error) => {
+                    return invalid(
+                        report,
+                        format!("internal: the mutate patch is not RFC 6902: {error}"),
+                    )
+                }
+            };
+        if let Err(error) = json_patch::patch(&mut patched, &operations) {
+            return invalid(
+                report,
+                format!("internal: the mutate patch does not apply to the object: {error}"),
+            );
+        }
+        report.diff = readable_diff(&object, &mutated.patch);
+        report.patch = mutated.patch;
+    }
+
+    // Validate sees the object as it would be stored: after every mutation.
+    let validated = match request.call(Endpoint::Validate, &patched, ctx) {
+        Ok(answer) => answer,
+        Err(message) => return invalid(report, message),
+    };
+    for warning in validated.warnings {
+        if !report.warnings.contains(&warning) {
+            report.warnings.push(warning);
+        }
+    }
+    for finding in validated.findings {
+        // A mutating rule repeats its denials on /validate: one entry is enough.
+        let repeated = report
+            .findings
+            .iter()
+            .any(|f| f.rule == finding.rule && f.message == finding.message);
+        if !repeated {
+            report.findings.push(finding);
+        }
+    }
+    report.denials = validated.denials;
+    report.decision = if !report.denials.is_empty() {
+        report.allowed = false;
+        Decision::Denied
+    } else if !report.patch.is_empty() {
+        Decision::Patched
+    } else {
+        Decision::Allowed
+    };
+    report.patched_object = Some(patched);
+    report
+}
+
+/// What one endpoint answered, read back from the serialised AdmissionReview where the API
+/// server reads it (allowed, patch, warnings), with the denial reasons and findings from the
+/// verdict.
+struct Answer {
+    exempt: Option<String>,
+    warnings: Vec<String>,
+    denials: Vec<DenialReport>,
+    findings: Vec<RuleFinding>,
+    patch: Vec<Value>,
+}
+
+/// The parts of the AdmissionReview that are the same for both endpoints.
+struct Request<'a> {
+    uid: &'a str,
+    api_version: &'a str,
+    kind: &'a str,
+    namespace: &'a str,
+    requester: &'a Requester,
+}
+
+impl Request<'_> {
+    fn call(
+        &self,
+        endpoint: Endpoint,
+        object: &Value,
+        ctx: &ReviewContext<'_>,
+    ) -> Result<Answer, String> {
+        let uid = self.uid;
+        let body = self.admission_review(object);
+        let reviewed = review(endpoint, &body, ctx)
+            .map_err(|e| format!("internal: the review built for evaluation was refused: {e}"))?;
+        if let Some(message) = reviewed.invalid {
+            return Err(message);
+        }
+        let response: Value = serde_json::from_slice(&reviewed.body)
+            .map_err(|e| format!("internal: unreadable AdmissionReview response: {e}"))?;
+        let response = &response["response"];
+        if response["uid"] != uid {
+            return Err("internal: the response does not echo the request uid".to_owned());
+        }
+        let patch = match response["patch"].as_str() {
+            None => Vec::new(),
+            Some(encoded) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|e| format!("internal: the patch is not base64: {e}"))?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("internal: the patch is not a JSON array: {e}"))?
+            }
+        };
+        let warnings = response["warnings"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let verdict = reviewed.verdict;
+        let mut denials: Vec<DenialReport> = verdict
+            .denials
+            .iter()
+            .map(|d| DenialReport {
+                source: d.source.clone(),
+                message: d.message.clone(),
+            })
+            .collect();
+        if response["allowed"] == false && denials.is_empty() {
+            // Refused without a rule denial (should not happen): report the status message.
+            denials.push(DenialReport {
+                source: "response".to_owned(),
+                message: response["status"]["message"]
+                    .as_str()
+                    .unwrap_or("denied")
+                    .to_owned(),
+            });
+        }
+        Ok(Answer {
+            exempt: verdict.exempt,
+            warnings,
+            denials,
+            findings: verdict
+                .findings
+                .into_iter()
+                .map(|record| RuleFinding::new(record, endpoint))
+                .collect(),
+            patch,
+        })
+    }
+
+    /// The AdmissionReview the API server would send for creating `object`.
+    fn admission_review(&self, object: &Value) -> Vec<u8> {
+        let (group, version) = match self.api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", self.api_version),
+        };
+        let name = object
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let gvk = json!({"group": group, "version": version, "kind": self.kind});
+        let resource = json!({"group": group, "version": version, "resource": plural(self.kind)});
+        let mut request = json!({
+            "uid": self.uid,
+            "kind": gvk,
+            "resource": resource,
+            "requestKind": gvk,
+            "requestResource": resource,
+            "name": name,
+            "operation": "CREATE",
+            "userInfo": {"username": self.requester.username, "groups": self.requester.groups},
+            "object": object,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        });
+        if !self.namespace.is_empty() {
+            request["namespace"] = json!(self.namespace);
+        }
+        let review = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": request,
+        });
+        serde_json::to_vec(&review).unwrap_or_default()
+    }
+}
+
+/// The resource name of a kind, as the API server's RESTMapper guesses it.
+fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    if lower.ends_with('s')
+        || lower.ends_with('x')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+    {
+        format!("{lower}es")
+    } else if let Some(stem) = lower
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'o', 'u']))
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{lower}s")
+    }
+}
+
+/// The patch as lines a person reads: `+ path: value` for additions (maps spelled out to their
+/// leaves), `~ path: old → new` for replacements, `- path: old` for removals. Paths are the
+/// unescaped keys joined by dots, as in `kubectl explain`.
+pub fn readable_diff(before: &Value, patch: &[Value]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (index, operation) in patch.iter().enumerate() {
+        let pointer = operation["path"].as_str().unwrap_or_default();
+        // `add {}` only makes room for the keys the next operations add: they say it all.
+        let makes_room = operation["value"].as_object().is_some_and(|m| m.is_empty())
+            && patch[index + 1..].iter().any(|later| {
+                later["path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with(&format!("{pointer}/")))
+            });
+        if makes_room {
+            continue;
+        }
+        let path = pointer
+            .split('/')
+            .skip(1)
+            .map(|token| token.replace("~1", "/").replace("~0", "~"))
+            .collect::<Vec<_>>()
+            .join(".");
+        let old = before.pointer(pointer);
+        match operation["op"].as_str().unwrap_or_default() {
+            "add" if old.is_none() => added(&path, &operation["value"], &mut lines),
+            "add" | "replace" => lines.push(format!(
+                "~ {path}: {} → {}",
+                compact(old.unwrap_or(&Value::Null)),
+                compact(&operation["value"])
+            )),
+            "remove" => lines.push(format!(
+                "- {path}: {}",
+                compact(old.unwrap_or(&Value::Null))
+            )),
+            other => lines.push(format!("? {other} {path}")),
+        }
+    }
+    lines
+}
+
+fn added(path: &str, value: &Value, lines: &mut Vec<String>) {
+    match value.as_object() {
+        Some(map) if !map.is_empty() => {
+            for (key, child) in map {
+                added(&format!("{path}.{key}"), child, lines);
+            }
+        }
+        _ => lines.push(format!("+ {path}: {}", compact(value))),
+    }
+}
+
+fn compact(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::load::embedded_default;
+
+    #[test]
+    fn readable_diff_spells_out_changes() {
+        let before = json!({
+            "metadata": {"name": "web"},
+            "spec": {"strategy": {"rollingUpdate": {"maxUnavailable": "25%"}}, "old": 1}
+        });
+        let patch = vec![
+            json!({"op": "replace", "path": "/spec/strategy/rollingUpdate/maxUnavailable", "value": 0}),
+            json!({"op": "add", "path": "/metadata/labels", "value": {"app.kubernetes.io/version": "1.27"}}),
+            json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
+            json!({"op": "add", "path": "/metadata/annotations/kubernetes.io~1change-cause", "value": "x"}),
+            json!({"op": "remove", "path": "/spec/old"}),
+        ];
+        assert_eq!(
+            readable_diff(&before, &patch),
+            [
+                "~ spec.strategy.rollingUpdate.maxUnavailable: \"25%\" → 0",
+                "+ metadata.labels.app.kubernetes.io/version: \"1.27\"",
+                "+ metadata.annotations.kubernetes.io/change-cause: \"x\"",
+                "- spec.old: 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn plural_table() {
+        for (kind, plural_name) in [
+            ("Deployment", "deployments"),
+            ("Ingress", "ingresses"),
+            ("HTTPRoute", "httproutes"),
+            ("NetworkPolicy", "networkpolicies"),
+            ("Gateway", "gateways"),
+        ] {
+            assert_eq!(plural(kind), plural_name);
+        }
+    }
+
+    fn document(value: Value) -> Document {
+        Document {
+            file: "m.yaml".into(),
+            line: 1,
+            value,
+        }
+    }
+
+    fn canary(name: &str) -> Value {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"namespace": "shop", "name": name, "annotations": {
+                "nginx.ingress.kubernetes.io/canary": "true",
+                "nginx.ingress.kubernetes.io/canary-weight": "10"}},
+            "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-canary", "port": {"number": 80}}}}]}}]}})
+    }
+
+    fn main_ingress() -> Value {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"namespace": "shop", "name": "web"},
+            "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}})
+    }
+
+    fn options<'a>(cluster: Cluster<'a>, requester: &'a Requester) -> Options<'a> {
+        Options {
+            cluster,
+            own_namespace: None,
+            requester,
+            record_consulted: true,
+        }
+    }
+
+    /// The same canary is judged against whatever cluster state is chosen: alone, over a view
+    /// holding its main Ingress, or exactly that view.
+    #[test]
+    fn the_cluster_choice_decides_what_cross_object_rules_see() {
+        let policies = embedded_default();
+        let requester = Requester::default();
+        let canary_only = [document(canary("web-canary"))];
+        let alone = evaluate(
+            &canary_only,
+            &policies,
+            &options(Cluster::Manifests, &requester),
+        );
+        let finding_rules =
+            |e: &Evaluation| -> Vec<String> { e.findings.iter().map(|f| f.rule.clone()).collect() };
+        let alone = &alone.objects[0];
+        assert!(
+            finding_rules(alone)
+                .iter()
+                .any(|r| r.starts_with("ingressCanary.")),
+            "{alone:?}"
+        );
+        assert!(alone.consulted.contains(&StoredKind::Ingress), "{alone:?}");
+
+        let (with_main, _) = crate::store::Store::from_documents(&[document(main_ingress())]);
+        let over = evaluate(
+            &canary_only,
+            &policies,
+            &options(Cluster::ManifestsOver(&with_main), &requester),
+        );
+        let exactly = evaluate(
+            &canary_only,
+            &policies,
+            &options(Cluster::Exactly(&with_main), &requester),
+        );
+        let together = evaluate(
+            &[document(main_ingress()), document(canary("web-canary"))],
+            &policies,
+            &options(Cluster::Manifests, &requester),
+        );
+        assert_ne!(alone.findings, over.objects[0].findings);
+        assert_eq!(over.objects[0].findings, together.objects[1].findings);
+        assert_eq!(over.objects[0].decision, together.objects[1].decision);
+        assert_eq!(exactly.objects[0].decision, together.objects[1].decision);
+    }
+
+    /// Findings name their rule and check, and every warning and denial has one.
+    #[test]
+    fn findings_by_rule_account_for_every_warning_and_denial() {
+        let policies = embedded_default();
+        let requester = Requester::default();
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"namespace": "shop", "name": "web"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}});
+        let evaluated = evaluate(
+            &[document(deployment)],
+            &policies,
+            &options(Cluster::Manifests, &requester),
+        );
+        let object = &evaluated.objects[0];
+        assert_eq!(object.decision, Decision::Patched, "{object:?}");
+        assert!(object
+            .findings
+            .iter()
+            .any(|f| f.outcome == FindingOutcome::Patched && f.endpoint == "mutate"));
+        for warning in &object.warnings {
+            assert!(
+                object
+                    .findings
+                    .iter()
+                    .any(|f| warning.starts_with(&format!("rollout-guard {}: ", f.rule))),
+                "no finding for {warning}: {:?}",
+                object.findings
+            );
+        }
+        let patched = object.patched_object.as_ref().unwrap();
+        assert_eq!(
+            patched["metadata"]["labels"]["app.kubernetes.io/version"],
+            "1.27"
+        );
+    }
+
+    #[test]
+    fn requester_is_the_reviews_user() {
+        let requester = Requester {
+            username: "system:serviceaccount:ci:deployer".into(),
+            groups: vec!["system:serviceaccounts".into()],
+        };
+        let request = Request {
+            uid: "u",
+            api_version: "apps/v1",
+            kind: "Deployment",
+            namespace: "shop",
+            requester: &requester,
+        };
+        let body: Value = serde_json::from_slice(&request.admission_review(&json!({}))).unwrap();
+        assert_eq!(
+            body["request"]["userInfo"]["username"],
+            "system:serviceaccount:ci:deployer"
+        );
+        assert_eq!(body["request"]["namespace"], "shop");
+    }
+}
