@@ -34,6 +34,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Evaluate manifests offline with the webhook's own engine.
     Check(CheckArgs),
+    /// Run declarative policy tests (`kind: PolicyTest` files).
+    Test(TestArgs),
     /// Certificate tooling.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -135,6 +137,20 @@ pub struct CheckArgs {
     #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
     /// Directory of policy files. Default: the embedded default policy.
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// `test` flags.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Test files or directories (every `kind: PolicyTest` document in them).
+    #[arg(required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Policy directory for every test (overrides each file's `policies:`).
     #[arg(long)]
     pub policies: Option<PathBuf>,
     /// Output format.

@@ -14,6 +14,7 @@ pub mod evaluate;
 pub mod formats;
 pub mod manifest;
 pub mod policy;
+pub mod policytest;
 pub mod reload;
 pub mod server;
 pub mod store;

@@ -16,7 +16,9 @@
 //! - nothing the recorded build allowed is denied now (the traces are everyday workflows);
 //! - the namespace controller's DELETEs are never denied (the recorded build denied 26 and the
 //!   namespace stayed Terminating);
-//! - the denials that were right stay (a user deleting the main Ingress of a canary).
+//! - a canary created before its main is allowed with a warning (the recorded build denied it);
+//! - the denials that were right stay (a user deleting the main Ingress of a canary, a
+//!   blue/green switch to pods that are not ready).
 //!
 //! When `../shared` is absent (a checkout without the shared material) the test says so and
 //! passes: it cannot check anything then, and it must not pretend it did.
@@ -258,7 +260,7 @@ fn replayed_traces_deny_only_what_is_broken() {
             r.warnings
                 .iter()
                 .any(|w| w.contains("ingressCanary.mainRemoved")
-                    && w.contains("namespace controller")
+                    && w.contains("namespace controller cleanup")
                     && w.contains("web-canary")),
             "{}: {:?}",
             describe(r),
@@ -266,10 +268,35 @@ fn replayed_traces_deny_only_what_is_broken() {
         );
     }
 
+    // A canary created without a main is a warning now: the main may be the next object.
+    let orphan_canary = replayed
+        .iter()
+        .find(|r| r.file == "ingress-canary.json" && r.name == "orphan-canary")
+        .expect("ingress-canary.json creates orphan-canary");
+    assert!(!orphan_canary.recorded_allowed && orphan_canary.allowed);
+    assert!(
+        orphan_canary
+            .warnings
+            .iter()
+            .any(|w| w.contains("ingressCanary.missingMain: no main Ingress of class nginx")),
+        "{:?}",
+        orphan_canary.warnings
+    );
+
     // The denial that protects a canary from a user's DELETE of its main stays.
     let user_delete_of_main = replayed
         .iter()
         .find(|r| r.file == "ingress-canary.json" && r.operation == "DELETE" && r.name == "shop")
         .expect("ingress-canary.json deletes the main Ingress shop");
     assert!(!user_delete_of_main.recorded_allowed && !user_delete_of_main.allowed);
+    // So does the switch of a Service to a version none of whose pods is ready (seq 6, and the
+    // API server's retry, seq 7).
+    let switches: Vec<&Replayed> = replayed
+        .iter()
+        .filter(|r| {
+            r.file == "service-bluegreen.json" && r.kind == "Service" && !r.recorded_allowed
+        })
+        .collect();
+    assert_eq!(switches.len(), 2);
+    assert!(switches.iter().all(|r| !r.allowed), "{switches:#?}");
 }

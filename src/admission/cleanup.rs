@@ -64,10 +64,10 @@ impl SystemCleanup {
 
     fn who(self) -> &'static str {
         match self {
-            SystemCleanup::NamespaceController => "the namespace controller deletes the namespace",
-            SystemCleanup::GarbageCollector => "the garbage collector removes an orphan",
-            SystemCleanup::ControllerManager => "kube-controller-manager cleans up",
-            SystemCleanup::NamespaceTerminating => "the namespace is being deleted",
+            SystemCleanup::NamespaceController => "namespace controller cleanup",
+            SystemCleanup::GarbageCollector => "garbage collector cleanup",
+            SystemCleanup::ControllerManager => "kube-controller-manager cleanup",
+            SystemCleanup::NamespaceTerminating => "namespace terminating",
         }
     }
 }
@@ -103,7 +103,7 @@ pub fn allow(verdict: &mut Verdict, cleanup: SystemCleanup) {
         verdict.warnings.push(warning_text(
             &denial.source,
             &format!(
-                "allowed because {}, which must never be blocked: {}",
+                "allowed ({}, never blocked): {}",
                 cleanup.who(),
                 denial.message
             ),
@@ -186,7 +186,8 @@ mod tests {
         assert!(verdict.allowed());
         assert_eq!(verdict.cleanup, Some("namespace-controller"));
         assert_eq!(verdict.warnings.len(), 1);
-        assert!(verdict.warnings[0].starts_with("rollout-guard ingressCanary.mainRemoved: allowed"));
+        assert!(verdict.warnings[0]
+            .starts_with("rollout-guard ingressCanary.mainRemoved: allowed (namespace controller"));
         assert!(verdict.warnings[0].contains("shop/web-canary"));
     }
 }

@@ -167,9 +167,9 @@ fn not_served_ingress(group: &str) -> Verdict {
     verdict.warnings.push(crate::policy::engine::warning_text(
         "ingressCanary",
         &format!(
-            "{group}/v1beta1 Ingress is not served since Kubernetes 1.22, so this manifest \
-             cannot be applied and was not checked; write it as networking.k8s.io/v1 \
-             (spec.rules[].http.paths[] need pathType and backend.service.name/port)"
+            "{group}/v1beta1 Ingress is not served since Kubernetes 1.22: it cannot be applied \
+             and was not checked; rewrite it as networking.k8s.io/v1 (paths need pathType and \
+             backend.service)"
         ),
     ));
     verdict

@@ -440,24 +440,32 @@ fn default_min_revision_history_limit() -> i32 {
 
 /// ingress-nginx canary rule (`nginx.ingress.kubernetes.io/canary*` annotations). It reads
 /// annotations the way ingress-nginx does and looks up the main Ingresses, other canaries and
-/// Services in the cluster state. It never patches: each finding denies or warns by what the
-/// controller would do to traffic.
+/// Services in the cluster state. It never patches. It denies only what cannot work whatever
+/// the other objects do: its own annotations ingress-nginx rejects or misreads, a canary that
+/// attaches to another namespace's main without the policy's leave, and the DELETE of a main
+/// that leaves a canary of its namespace (not of the same release) without one. A finding
+/// another object's next write can settle (a canary applied before its main, a Service not
+/// created yet, another canary on the location) warns, on CREATE and UPDATE alike.
 ///
 /// Checks: `canaryValue` (the `canary` value is not a Go boolean, so the Ingress is not a
 /// canary), `notEnabled` (canary-* annotations on an Ingress that is not a canary),
-/// `unknownAnnotation` (a misspelled `canary-*` key), `weight` (`canary-weight` that is not a
-/// base-10 integer, negative, or at least the total), `weightTotal` (`canary-weight-total` that
-/// is not an integer or below 100), `header` (header value/pattern without `canary-by-header`,
-/// values ingress-nginx rejects, patterns that do not compile), `cookie` (cookie names
-/// ingress-nginx rejects), `noRouting` (a canary with neither weight, header nor cookie),
-/// `missingMain` (no main Ingress with the same class, host, path and pathType),
-/// `duplicateCanary` (another canary already serves the host/path), `sameService` (the canary
-/// routes to the main's own Service), `mainBackendElsewhere` (the canary's Service is a main
-/// backend elsewhere, judged when either Ingress is written), `sharedMainService` (the main's Service also serves other host/paths,
-/// which the canary splits too), `sessionAffinity` (cookie affinity on the main keeps sticky
-/// clients off the canary), `ignoredAnnotations` (annotations ingress-nginx ignores on a
-/// canary), `backendService` (a backend Service or port that does not exist),
-/// `mainRemoved` (DELETE or UPDATE of a main Ingress a canary depends on).
+/// `duplicateMain` (`canary: "false"` on a second main for a location, which ingress-nginx's
+/// own overlap check lets through), `unknownAnnotation` (a misspelled `canary-*` key),
+/// `weight` (`canary-weight` that is not a base-10 integer, negative, or at least the total),
+/// `weightTotal` (`canary-weight-total` that is not an integer or below 100), `header` (header
+/// value/pattern without `canary-by-header`, values ingress-nginx rejects, a header name that
+/// cannot be one, patterns that do not compile), `cookie` (cookie names ingress-nginx rejects),
+/// `noRouting` (a canary with neither weight, header nor cookie), `defaultBackend` (a canary
+/// with only `spec.defaultBackend`, which only splits the catch-all server), `missingMain` (no
+/// main Ingress with the same class, host, path and pathType), `crossNamespace` (the main is in
+/// another namespace), `duplicateCanary` (another canary already serves the host/path),
+/// `sameService` (the canary routes to the main's own Service), `mainBackendElsewhere` (the
+/// canary's Service is a main backend elsewhere, judged when either Ingress is written),
+/// `sharedMainService` (the main's Service also serves other host/paths, which the canary
+/// splits too), `sessionAffinity` (cookie affinity on the main keeps sticky clients off the
+/// canary), `ignoredAnnotations` (annotations ingress-nginx ignores on a canary),
+/// `backendService` (a backend Service or port that does not exist), `mainRemoved` (DELETE or
+/// UPDATE of a main Ingress a canary depends on).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IngressCanaryRule {
@@ -471,11 +479,21 @@ pub struct IngressCanaryRule {
     /// On evaluation errors (cluster state not synced yet). Default `allow`.
     #[serde(default)]
     pub on_error: FailureMode,
-    /// Ingress class names served by ingress-nginx when no IngressClass object says otherwise.
-    /// An IngressClass whose `spec.controller` is `k8s.io/ingress-nginx` always counts.
-    /// Default `[nginx]`.
+    /// Ingress class names served by an ingress-nginx compatible controller when no
+    /// IngressClass object says otherwise. Default `[nginx]`.
     #[serde(default = "default_nginx_class_names")]
     pub class_names: Vec<String>,
+    /// `spec.controller` values of IngressClasses whose Ingresses are judged with ingress-nginx's
+    /// canary semantics. Default `[k8s.io/ingress-nginx]`, which Traefik's
+    /// `kubernetesIngressNGINX` provider also claims by default; add
+    /// `higress.io/higress-controller` for Higress.
+    #[serde(default = "default_nginx_controllers")]
+    pub controllers: Vec<String>,
+    /// Pairs of namespaces where a canary may attach to a main Ingress in another namespace.
+    /// ingress-nginx merges canaries across namespaces, so without an entry a canary whose main
+    /// is in another namespace is denied (`crossNamespace`). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross_namespace: Vec<CrossNamespaceCanaries>,
 }
 
 impl Default for IngressCanaryRule {
@@ -485,8 +503,34 @@ impl Default for IngressCanaryRule {
             checks: CheckModes::new(),
             on_error: FailureMode::Allow,
             class_names: default_nginx_class_names(),
+            controllers: default_nginx_controllers(),
+            cross_namespace: Vec::new(),
         }
     }
+}
+
+impl IngressCanaryRule {
+    /// Whether a canary in `canary_namespace` may attach to a main in `main_namespace`.
+    pub fn allows_cross_namespace(&self, canary_namespace: &str, main_namespace: &str) -> bool {
+        canary_namespace == main_namespace
+            || self.cross_namespace.iter().any(|pair| {
+                crate::policy::glob::any_match(&pair.canary_namespaces, canary_namespace)
+                    && crate::policy::glob::any_match(&pair.main_namespaces, main_namespace)
+            })
+    }
+}
+
+/// Namespaces whose canary Ingresses may split the traffic of main Ingresses in other
+/// namespaces (for example a release team's namespace that runs canaries for product teams).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CrossNamespaceCanaries {
+    /// Namespaces (names or globs) the canary Ingresses are in.
+    #[schemars(length(min = 1), inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
+    pub canary_namespaces: Vec<String>,
+    /// Namespaces (names or globs) of the main Ingresses they may attach to.
+    #[schemars(length(min = 1), inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
+    pub main_namespaces: Vec<String>,
 }
 
 /// Blue/green Service rule. Checks: `switchToUnavailable` (an UPDATE changes the value of a
@@ -542,6 +586,10 @@ fn default_min_available() -> IntOrPercent {
 
 fn default_nginx_class_names() -> Vec<String> {
     vec!["nginx".to_owned()]
+}
+
+fn default_nginx_controllers() -> Vec<String> {
+    vec!["k8s.io/ingress-nginx".to_owned()]
 }
 
 /// Gateway API HTTPRoute rule (`gateway.networking.k8s.io` v1/v1beta1). It never patches.

@@ -791,10 +791,37 @@ fn validate_label_keys(keys: &[String], field: &str, problems: &mut Problems) {
 }
 
 fn validate_ingress_canary(rules: &Rules, problems: &mut Problems) {
-    for (index, class) in rules.ingress_canary.class_names.iter().enumerate() {
+    let rule = &rules.ingress_canary;
+    for (index, class) in rule.class_names.iter().enumerate() {
         if class.trim().is_empty() {
             problems.add_item("classNames", index, "an ingress class name cannot be empty");
         }
+    }
+    for (index, controller) in rule.controllers.iter().enumerate() {
+        if controller.trim().is_empty() {
+            problems.add_item(
+                "controllers",
+                index,
+                "a controller name (an IngressClass spec.controller, e.g. k8s.io/ingress-nginx) cannot be empty",
+            );
+        }
+    }
+    for (index, pair) in rule.cross_namespace.iter().enumerate() {
+        let base = problems.base.key("crossNamespace").index(index);
+        problems.with_base(base, |problems| {
+            for (field, globs) in [
+                ("canaryNamespaces", &pair.canary_namespaces),
+                ("mainNamespaces", &pair.main_namespaces),
+            ] {
+                if globs.is_empty() {
+                    problems.add(
+                        &[field],
+                        "list at least one namespace or glob (an empty list allows nothing)",
+                    );
+                }
+                validate_globs(problems, field, globs);
+            }
+        });
     }
 }
 

@@ -322,6 +322,9 @@ pub struct IngressInfo {
     pub paths: Vec<IngressPathInfo>,
     /// `spec.defaultBackend`.
     pub default_backend: Option<IngressBackendInfo>,
+    /// The release that manages the Ingress, when it carries a release tool's marker
+    /// ([`release_of`]): objects of one release are installed and uninstalled together.
+    pub release: Option<Box<str>>,
 }
 
 impl IngressInfo {
@@ -362,6 +365,7 @@ impl IngressInfo {
             default_backend: spec
                 .and_then(|s| s.default_backend.as_ref())
                 .and_then(backend_info),
+            release: release_of(&ingress.metadata).map(String::into_boxed_str),
         }
     }
 
@@ -596,6 +600,43 @@ impl ReferenceGrantInfo {
 
 /// `metadata.creationTimestamp` as RFC 3339 text (the controllers' "oldest wins" orderings
 /// compare it), `None` for an object being created.
+/// The release an object belongs to, read from the markers release tools write, as one string
+/// that is equal for objects of the same release (first marker found, in this order):
+/// - Helm 3/4 (and Flux's helm-controller): annotations `meta.helm.sh/release-namespace` and
+///   `meta.helm.sh/release-name`;
+/// - Argo CD annotation tracking: `argocd.argoproj.io/tracking-id` (`app:group/kind:ns/name`),
+///   the application part;
+/// - Flux kustomize-controller: labels `kustomize.toolkit.fluxcd.io/namespace` and `/name`;
+/// - kubectl ApplySets: label `applyset.kubernetes.io/part-of`;
+/// - Argo CD label tracking and Helm charts' convention: label `app.kubernetes.io/instance`.
+pub fn release_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<String> {
+    let annotation = |key: &str| {
+        meta.annotations
+            .as_ref()?
+            .get(key)
+            .filter(|v| !v.is_empty())
+    };
+    let label = |key: &str| meta.labels.as_ref()?.get(key).filter(|v| !v.is_empty());
+    if let Some(name) = annotation("meta.helm.sh/release-name") {
+        let namespace = annotation("meta.helm.sh/release-namespace").map_or("", String::as_str);
+        return Some(format!("Helm release {namespace}/{name}"));
+    }
+    if let Some(id) = annotation("argocd.argoproj.io/tracking-id") {
+        let app = id.split_once(':').map_or(id.as_str(), |(app, _)| app);
+        return Some(format!("Argo CD application {app}"));
+    }
+    if let Some(name) = label("kustomize.toolkit.fluxcd.io/name") {
+        let namespace = label("kustomize.toolkit.fluxcd.io/namespace").map_or("", String::as_str);
+        return Some(format!("Flux Kustomization {namespace}/{name}"));
+    }
+    if let Some(set) = label("applyset.kubernetes.io/part-of") {
+        return Some(format!("ApplySet {set}"));
+    }
+    label("app.kubernetes.io/instance").map(|instance| format!("instance {instance}"))
+}
+
 fn created_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
     meta.creation_timestamp.as_ref().map(|t| t.0.to_string())
 }

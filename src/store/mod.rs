@@ -1055,6 +1055,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                     }),
                 }],
                 default_backend: None,
+                release: None,
             }));
             index.apply(StoredObject::HttpRoute(HttpRouteInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),

@@ -463,3 +463,29 @@ fn syntax_error_is_reported_once_and_loading_ends() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn ingress_canary_namespace_pairs_and_controllers_are_validated() {
+    let text = format!(
+        "{HEADER}spec:\n  rules:\n    ingressCanary:\n      controllers: [\"\"]\n      crossNamespace:\n        - canaryNamespaces: []\n          mainNamespaces: [Shop]\n"
+    );
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors[0]
+        .starts_with("p.yaml:8: spec.rules.ingressCanary.controllers[0]: a controller name"));
+    assert!(errors[1].starts_with(
+        "p.yaml:10: spec.rules.ingressCanary.crossNamespace[0].canaryNamespaces: list at least one"
+    ));
+    assert!(errors[2].starts_with(
+        "p.yaml:11: spec.rules.ingressCanary.crossNamespace[0].mainNamespaces[0]: invalid namespace pattern \"Shop\""
+    ));
+    let valid = format!(
+        "{HEADER}spec:\n  rules:\n    ingressCanary:\n      crossNamespace:\n        - canaryNamespaces: [release-*]\n          mainNamespaces: [shop]\n"
+    );
+    let set = parse_sources(&[source("p.yaml", &valid)]).unwrap();
+    let rule = &set.policies()[0].spec.rules.ingress_canary;
+    assert!(rule.allows_cross_namespace("release-shop", "shop"));
+    assert!(rule.allows_cross_namespace("shop", "shop"));
+    assert!(!rule.allows_cross_namespace("other-team", "shop"));
+    assert!(!rule.allows_cross_namespace("shop", "release-shop"));
+}

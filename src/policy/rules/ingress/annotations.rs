@@ -441,6 +441,25 @@ fn header_issues(
             }
         }
     }
+    if let Some(message) = pasted_header(&config.header) {
+        issues.push(AnnotationIssue {
+            check: "header",
+            severity: Severity::Deny,
+            message,
+        });
+    } else if let Some(bad) = config.header.chars().find(|c| matches!(c, '/' | '.' | '~')) {
+        issues.push(AnnotationIssue {
+            check: "header",
+            severity: Severity::Warn,
+            message: format!(
+                "{} {:?} contains {bad:?}: nginx drops request headers whose names are not \
+                 letters, digits and '-' (ignore-invalid-headers, on by default), so no request \
+                 can match it; use letters, digits and '-'",
+                full(BY_HEADER),
+                config.header
+            ),
+        });
+    }
     if config.header.contains('_') {
         issues.push(AnnotationIssue {
             check: "header",
@@ -453,6 +472,40 @@ fn header_issues(
             ),
         });
     }
+}
+
+/// A `canary-by-header` value that holds a header line rather than a name (`X-Canary: always`):
+/// ingress-nginx accepts it (spaces are not validated, ':' is a basic character) and the Lua
+/// balancer then looks up the variable `http_X_Canary: always`, which no request has. ':' and
+/// whitespace cannot appear in an HTTP field name, so this never matches. Returns the message.
+fn pasted_header(header: &str) -> Option<String> {
+    if !header.contains(':') && !header.chars().any(char::is_whitespace) {
+        return None;
+    }
+    let (name, value) = match header.split_once(':') {
+        Some((name, value)) => (name.trim(), value.trim()),
+        None => header
+            .split_once(char::is_whitespace)
+            .map_or((header.trim(), ""), |(n, v)| (n.trim(), v.trim())),
+    };
+    let fix = match value {
+        "" => format!("write {}: {name:?}", full(BY_HEADER)),
+        "always" | "never" => format!(
+            "write {}: {name:?} (the values always and never need no {})",
+            full(BY_HEADER),
+            full(BY_HEADER_VALUE)
+        ),
+        _ => format!(
+            "write {}: {name:?} and {}: {value:?}",
+            full(BY_HEADER),
+            full(BY_HEADER_VALUE)
+        ),
+    };
+    Some(format!(
+        "{} {header:?} is not a header name (':' and spaces cannot appear in one), so no request \
+         is ever routed by header; {fix}",
+        full(BY_HEADER)
+    ))
 }
 
 /// Levenshtein distance, for "did you mean".
@@ -647,6 +700,56 @@ mod tests {
             ("canary-by-header-pattern", "^(?=beta)"),
         ]));
         assert_eq!(checks(&parsed), vec![("header", Severity::Warn)]);
+    }
+
+    #[test]
+    fn a_header_line_pasted_as_the_name_never_matches() {
+        for (header, expected, suggestion) in [
+            (
+                "X-Canary: always",
+                Some(Severity::Deny),
+                "(the values always and never",
+            ),
+            (
+                "X-Canary: beta",
+                Some(Severity::Deny),
+                "canary-by-header-value: \"beta\"",
+            ),
+            (
+                "X-Canary beta",
+                Some(Severity::Deny),
+                "canary-by-header-value",
+            ),
+            (
+                "X-Canary:",
+                Some(Severity::Deny),
+                "write canary-by-header: \"X-Canary\"",
+            ),
+            ("X.Canary", Some(Severity::Warn), "ignore-invalid-headers"),
+            ("X-Canary", None, ""),
+        ] {
+            let parsed = parse(&annotations(&[
+                ("canary", "true"),
+                ("canary-by-header", header),
+            ]));
+            let found: Vec<&AnnotationIssue> = parsed
+                .issues
+                .iter()
+                .filter(|i| i.check == "header")
+                .collect();
+            assert_eq!(
+                found.first().map(|i| i.severity),
+                expected,
+                "{header:?}: {found:?}"
+            );
+            if expected.is_some() {
+                assert!(
+                    found[0].message.contains(suggestion),
+                    "{}",
+                    found[0].message
+                );
+            }
+        }
     }
 
     #[test]

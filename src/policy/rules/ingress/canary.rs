@@ -3,22 +3,46 @@
 //! How ingress-nginx wires a canary (internal/ingress/controller/controller.go, verified in the
 //! source):
 //! - Ingresses are processed oldest first (`sortIngressSlice` in internal/ingress/controller/
-//!   store/store.go: creationTimestamp ascending, ties by `namespace/name` descending).
+//!   store/store.go: creationTimestamp ascending, ties by `namespace/name` descending), across
+//!   all namespaces: one nginx server per host, whichever namespaces its Ingresses are in.
+//! - Before anything reads an Ingress, `SetDefaultNGINXPathType` turns an absent or
+//!   `ImplementationSpecific` pathType into `Prefix`, so those are one and the same here.
 //! - Every Service+port becomes one upstream named `namespace-service-port`; the first Ingress
 //!   to mention it creates it, and a canary Ingress marks it `NoServer` with its traffic policy
 //!   (`createUpstreams`). A main path whose upstream is `NoServer` is skipped
 //!   (`getBackendServers`), and canary Ingresses get no servers or locations (`createServers`).
+//!   Two main Ingresses with the same host, path and pathType: the oldest keeps the location
+//!   ("Location already configured"), the other's path serves nothing.
 //! - `mergeAlternativeBackends` attaches each canary path to the main location with the same
 //!   host, path *and* pathType. If a path finds none, the canary upstream is deleted ("unable to
 //!   find real backend for alternative backend ... Deleting."), which disables it for every
-//!   path using that Service+port. If the canary's upstream is the primary of a location on the
-//!   host, nothing is merged ("is primary upstream in Other Ingress").
+//!   path using that Service+port; a canary whose host has no main at all gets nothing either
+//!   (requests for the host get the default backend's 404, as the e2e test "should return 404
+//!   status for requests to the canary if no matching ingress is found" asserts). If the
+//!   canary's upstream is the primary of a location on the host, nothing is merged ("is
+//!   primary upstream in Other Ingress"). A canary's `spec.defaultBackend` is merged into the
+//!   locations of the catch-all server `_` only, and only into those a main Ingress gave a
+//!   backend (`canMergeBackend` refuses the controller's default upstream).
+//! - The merge runs again on every change, so a canary created before its main attaches as
+//!   soon as the main exists (e2e "mainline ingress is created after the canary ingress").
 //! - The alternative is appended to the main *upstream*, so every location routed to the main's
 //!   Service+port is split, and the Lua balancer only uses `alternative_backends[1]`
 //!   (`route_to_alternative_balancer` in rootfs/etc/nginx/lua/balancer.lua): the first canary
 //!   merged (the oldest) is the only one that receives traffic.
 //! - The balancer keeps a request on the main when it is affinitized to the main (cookie session
 //!   affinity), then evaluates header, cookie and weight in that order.
+//!
+//! What denies: an object is denied only when, as written, it cannot work whatever the other
+//! objects do. The Ingress's own annotations are judged that way (`annotations`). Everything
+//! that depends on other objects (a main not there yet, a Service not created yet, another
+//! canary on the location, a Service shared with a main) warns on CREATE and on UPDATE: the next
+//! object of the same apply can settle it, and `kubectl apply -f dir/`, Helm and Argo CD send
+//! the objects of one change in file, kind or name order, never "main first". Two things deny
+//! although they involve another object: a canary attaching to a main in another namespace the
+//! policy does not pair it with (tenancy: ingress-nginx would let it take that namespace's
+//! traffic), and a DELETE of a main that leaves a canary of the same namespace, not of the same
+//! release, without one. An object in one namespace never blocks a write or a DELETE in
+//! another: those findings warn.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,13 +63,16 @@ pub const RULE: &str = "ingressCanary";
 pub const CHECKS: &[&str] = &[
     "canaryValue",
     "notEnabled",
+    "duplicateMain",
     "unknownAnnotation",
     "weight",
     "weightTotal",
     "header",
     "cookie",
     "noRouting",
+    "defaultBackend",
     "missingMain",
+    "crossNamespace",
     "duplicateCanary",
     "sameService",
     "mainBackendElsewhere",
@@ -55,9 +82,6 @@ pub const CHECKS: &[&str] = &[
     "backendService",
     "mainRemoved",
 ];
-
-/// `spec.controller` of IngressClasses served by ingress-nginx.
-pub const NGINX_CONTROLLER: &str = "k8s.io/ingress-nginx";
 
 /// Most host/paths named in one message.
 const MAX_LISTED: usize = 4;
@@ -103,6 +127,7 @@ pub fn evaluate(ctx: &Context<'_, Ingress>) -> Result<Vec<Finding>, EvalError> {
         if let Some(class) = checker.class_of(new) {
             checker.check_written(new, &class, &mut findings);
             checker.check_main_on_canary_service(new, old.as_ref(), &class, &mut findings);
+            checker.check_foreign_canaries(new, &class, &mut findings);
         }
     }
     if let Some(old) = &old {
@@ -147,12 +172,38 @@ fn finding(check: &'static str, severity: Severity, message: String) -> Finding 
     Finding::new(RULE, check, severity, message)
 }
 
-/// One nginx location: host (empty for the catch-all server), path and pathType.
+/// The pathType ingress-nginx uses: `SetDefaultNGINXPathType` rewrites an absent or
+/// `ImplementationSpecific` pathType to `Prefix` before building or merging anything.
+fn nginx_path_type(written: &str) -> &str {
+    match written {
+        "" | "ImplementationSpecific" => "Prefix",
+        other => other,
+    }
+}
+
+/// One nginx location: host (empty for the catch-all server), path and pathType (as
+/// ingress-nginx reads it, see [`nginx_path_type`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Location {
     host: String,
     path: String,
     path_type: String,
+}
+
+impl Location {
+    fn of(path: &crate::policy::objects::IngressPathInfo) -> Self {
+        Location {
+            host: path.host.clone(),
+            path: path.path.clone(),
+            path_type: nginx_path_type(&path.path_type).to_owned(),
+        }
+    }
+
+    fn is(&self, path: &crate::policy::objects::IngressPathInfo) -> bool {
+        path.host == self.host
+            && path.path == self.path
+            && nginx_path_type(&path.path_type) == self.path_type
+    }
 }
 
 impl std::fmt::Display for Location {
@@ -170,18 +221,7 @@ impl std::fmt::Display for Location {
 fn service_locations(info: &IngressInfo) -> Vec<(Location, &IngressBackendInfo)> {
     info.paths
         .iter()
-        .filter_map(|p| {
-            p.backend.as_ref().map(|backend| {
-                (
-                    Location {
-                        host: p.host.clone(),
-                        path: p.path.clone(),
-                        path_type: p.path_type.clone(),
-                    },
-                    backend,
-                )
-            })
-        })
+        .filter_map(|p| p.backend.as_ref().map(|backend| (Location::of(p), backend)))
         .collect()
 }
 
@@ -226,6 +266,12 @@ fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
     }
 }
 
+/// Whether two Ingresses carry the same release marker (Helm release, Argo CD application,
+/// Flux Kustomization, ApplySet, instance label): they are installed and removed together.
+fn same_release(a: &IngressInfo, b: &IngressInfo) -> bool {
+    a.release.is_some() && a.release == b.release
+}
+
 struct Checker<'a> {
     view: &'a dyn ClusterView,
     settings: &'a IngressCanaryRule,
@@ -238,11 +284,12 @@ struct Neighbour {
 }
 
 impl Checker<'_> {
-    /// The ingress class ingress-nginx serves this Ingress under, or `None` when another
-    /// controller serves it (such Ingresses are not judged).
+    /// The ingress class an ingress-nginx compatible controller serves this Ingress under, or
+    /// `None` when another controller serves it (such Ingresses are not judged).
     fn class_of(&self, info: &IngressInfo) -> Option<String> {
+        let ours = |controller: &str| self.settings.controllers.iter().any(|c| c == controller);
         let by_name = |name: &str| match self.view.ingress_class(name) {
-            Some(class) => class.controller == NGINX_CONTROLLER,
+            Some(class) => ours(&class.controller),
             None => self.settings.class_names.iter().any(|n| n == name),
         };
         match &info.class {
@@ -253,9 +300,7 @@ impl Checker<'_> {
                 .view
                 .default_ingress_classes()
                 .into_iter()
-                .find(|c| {
-                    c.controller == NGINX_CONTROLLER || self.settings.class_names.contains(&c.name)
-                })
+                .find(|c| ours(&c.controller) || self.settings.class_names.contains(&c.name))
                 .map(|c| c.name.clone()),
         }
     }
@@ -268,12 +313,10 @@ impl Checker<'_> {
             .into_iter()
             .filter(|other| other.key != *exclude)
             .filter(|other| {
-                other.paths.iter().any(|p| {
-                    p.host == location.host
-                        && p.path == location.path
-                        && p.path_type == location.path_type
-                        && p.backend.is_some()
-                })
+                other
+                    .paths
+                    .iter()
+                    .any(|p| location.is(p) && p.backend.is_some())
             })
             .filter(|other| self.class_of(other).as_deref() == Some(class))
             .map(|info| Neighbour {
@@ -283,6 +326,15 @@ impl Checker<'_> {
             .collect()
     }
 
+    /// The main Ingress ingress-nginx builds a location from: the oldest non-canary there.
+    fn main_at(neighbours: &[Neighbour]) -> Option<&Shared<IngressInfo>> {
+        neighbours
+            .iter()
+            .filter(|n| !n.canary)
+            .map(|n| &n.info)
+            .reduce(|a, b| if processed_before(b, a) { b } else { a })
+    }
+
     fn check_written(&self, new: &IngressInfo, class: &str, findings: &mut Vec<Finding>) {
         findings.extend(annotation_findings(new));
         let parsed = annotations::parse(&new.nginx_annotations);
@@ -290,7 +342,34 @@ impl Checker<'_> {
             self.check_canary(new, class, &parsed, findings);
         } else if parsed.has_canary_settings {
             self.check_not_enabled(new, class, &parsed, findings);
+        } else if new
+            .nginx(annotations::CANARY)
+            .is_some_and(|v| annotations::go_parse_bool(v).is_some())
+        {
+            self.check_duplicate_main(new, class, findings);
         }
+    }
+
+    /// Main Ingresses (other than `new`) serving `new`'s locations, as "location is also served
+    /// by main X (ingress-nginx keeps the oldest, Y)" lines.
+    fn other_mains(&self, new: &IngressInfo, class: &str) -> Vec<String> {
+        let mut conflicts = Vec::new();
+        for (location, _) in service_locations(new) {
+            for other in self.at_location(&location, class, &new.key) {
+                if !other.canary {
+                    // The oldest main keeps a location ("Location already configured").
+                    conflicts.push(if processed_before(&other.info, new) {
+                        format!("{location}: older main {} keeps it", other.info.key)
+                    } else {
+                        format!(
+                            "{location}: this one is older and takes it from {}",
+                            other.info.key
+                        )
+                    });
+                }
+            }
+        }
+        conflicts
     }
 
     /// canary-* annotations on an Ingress that is not a canary: `canary.Parse` returns
@@ -306,31 +385,16 @@ impl Checker<'_> {
         let value = new
             .nginx("canary")
             .map_or_else(|| "is not set".to_owned(), |v| format!("is {v:?}"));
-        let mut conflicts = Vec::new();
-        for (location, _) in service_locations(new) {
-            for other in self.at_location(&location, class, &new.key) {
-                if !other.canary {
-                    let winner = if processed_before(&other.info, new) {
-                        other.info.key.to_string()
-                    } else {
-                        new.key.to_string()
-                    };
-                    conflicts.push(format!(
-                        "{location} is also served by main Ingress {} (ingress-nginx keeps the \
-                         oldest, {winner})",
-                        other.info.key
-                    ));
-                }
-            }
-        }
+        let conflicts = self.other_mains(new, class);
         if !conflicts.is_empty() {
+            // The duplicate main is the other Ingress's state: deleting it (or this one) settles
+            // it, so it warns, however certain it is that these canary-* annotations do nothing.
             findings.push(finding(
                 "notEnabled",
-                Severity::Deny,
+                Severity::Warn,
                 format!(
-                    "annotation canary {value}, so ingress-nginx drops this Ingress's canary-* \
-                     annotations and serves it as a second main Ingress; no traffic is split: {}; \
-                     set nginx.ingress.kubernetes.io/canary: \"true\"",
+                    "canary {value}: ingress-nginx drops the canary-* annotations and serves this \
+                     as a second main, splitting nothing; set canary \"true\". {}",
                     list(conflicts)
                 ),
             ));
@@ -344,6 +408,27 @@ impl Checker<'_> {
                 ),
             ));
         }
+    }
+
+    /// `canary: "false"` (or another Go false) and nothing else: a main Ingress. Next to another
+    /// main on the same location it is a duplicate that ingress-nginx's own admission webhook
+    /// does not catch: its overlap check (`checkOverlap`) rejects two main Ingresses only when
+    /// both lack the canary annotation, and this one carries it (ingress-nginx#6825).
+    fn check_duplicate_main(&self, new: &IngressInfo, class: &str, findings: &mut Vec<Finding>) {
+        let conflicts = self.other_mains(new, class);
+        if conflicts.is_empty() {
+            return;
+        }
+        findings.push(finding(
+            "duplicateMain",
+            Severity::Warn,
+            format!(
+                "canary {:?} makes this a second main Ingress, which ingress-nginx's overlap \
+                 check misses (#6825); the newer path serves nothing; delete one: {}",
+                new.nginx(annotations::CANARY).unwrap_or_default(),
+                list(conflicts)
+            ),
+        ));
     }
 
     fn check_canary(
@@ -379,8 +464,17 @@ impl Checker<'_> {
                     .to_owned(),
             ));
         }
-        if new.default_backend.is_some() && new.paths.is_empty() {
-            // A catch-all canary merges into the default server; nothing below applies.
+        if let (Some(backend), true) = (&new.default_backend, new.paths.is_empty()) {
+            findings.push(finding(
+                "defaultBackend",
+                Severity::Warn,
+                format!(
+                    "only spec.defaultBackend: ingress-nginx merges it into the catch-all server \
+                     only (requests matching no host, if a main of class {class} sets a backend \
+                     there); copy the main's host and path into rules (Service {})",
+                    backend.service
+                ),
+            ));
             return;
         }
 
@@ -393,16 +487,12 @@ impl Checker<'_> {
         let mut mains: BTreeMap<String, (String, IngressBackendInfo)> = BTreeMap::new();
         let mut affinity_reported = BTreeSet::new();
         let mut duplicate_reported = BTreeSet::new();
+        let mut foreign_mains: BTreeMap<String, Vec<String>> = BTreeMap::new();
 
         for (location, backend) in &locations {
             let canary_upstream = upstream(&new.key.namespace, backend);
             let neighbours = self.at_location(location, class, &new.key);
-            let main = neighbours
-                .iter()
-                .filter(|n| !n.canary)
-                .map(|n| &n.info)
-                .reduce(|a, b| if processed_before(b, a) { b } else { a });
-            let Some(main) = main else {
+            let Some(main) = Self::main_at(&neighbours) else {
                 let other_types: Vec<String> = self
                     .view
                     .ingresses_at(&location.host, &location.path)
@@ -421,7 +511,7 @@ impl Checker<'_> {
                 let hint = if other_types.is_empty() {
                     String::new()
                 } else {
-                    format!(" [main {}; pathType must match too]", list(other_types))
+                    format!(" (main {})", list(other_types))
                 };
                 unmatched
                     .entry(canary_upstream)
@@ -433,25 +523,31 @@ impl Checker<'_> {
                 .entry(canary_upstream.clone())
                 .or_default()
                 .push(location.to_string());
-            let Some(main_backend) = main.paths.iter().find_map(|p| {
-                (p.host == location.host
-                    && p.path == location.path
-                    && p.path_type == location.path_type)
-                    .then_some(p.backend.as_ref())
-                    .flatten()
-            }) else {
+            if !self
+                .settings
+                .allows_cross_namespace(&new.key.namespace, &main.key.namespace)
+            {
+                foreign_mains
+                    .entry(main.key.to_string())
+                    .or_default()
+                    .push(location.to_string());
+            }
+            let Some(main_backend) = main
+                .paths
+                .iter()
+                .find_map(|p| location.is(p).then_some(p.backend.as_ref()).flatten())
+            else {
                 continue;
             };
             let main_upstream = upstream(&main.key.namespace, main_backend);
             if main_upstream == canary_upstream {
                 findings.push(finding(
                     "sameService",
-                    Severity::Deny,
+                    Severity::Warn,
                     format!(
-                        "at {location} the canary routes to Service {} port {}, which is already \
-                         the main backend of Ingress {}: ingress-nginx logs \"alternative upstream \
-                         is primary upstream\" and merges nothing, so no traffic is split; point \
-                         the canary at the new version's own Service",
+                        "at {location} the canary routes to {}:{}, the main backend of {}: \
+                         ingress-nginx merges nothing, no traffic is split; give the canary the \
+                         new version's own Service",
                         backend.service,
                         port_text(backend.port.as_ref()),
                         main.key
@@ -489,31 +585,54 @@ impl Checker<'_> {
                 }
             });
             if let Some(first) = canaries.first() {
-                if processed_before(first, new) {
-                    if duplicate_reported.insert(first.key.clone()) {
-                        findings.push(finding(
-                            "duplicateCanary",
-                            Severity::Deny,
-                            format!(
-                                "canary Ingress {} already serves {location}: ingress-nginx only \
-                                 routes to the first canary attached (the oldest), so this one \
-                                 receives no traffic; remove one of them",
-                                first.key
-                            ),
-                        ));
-                    }
-                } else if duplicate_reported.insert(first.key.clone()) {
-                    findings.push(finding(
-                        "duplicateCanary",
-                        Severity::Warn,
-                        format!(
-                            "newer canary Ingress {} also serves {location}: ingress-nginx routes \
-                             only to this one (the oldest) and gives it no traffic",
-                            first.key
-                        ),
-                    ));
+                if !duplicate_reported.insert(first.key.clone()) {
+                    continue;
                 }
+                // Either way the other canary's state decides (deleting the older one, as a
+                // Helm upgrade that renames a canary does after creating the new one, lets
+                // this one attach), so it warns.
+                let message = if processed_before(first, new) {
+                    format!(
+                        "canary {} already serves {location}: ingress-nginx routes only to the \
+                         oldest canary, so this one gets no traffic while that one exists; \
+                         remove one",
+                        first.key
+                    )
+                } else {
+                    format!(
+                        "newer canary Ingress {} also serves {location}: ingress-nginx routes \
+                         only to this one (the oldest) and gives it no traffic",
+                        first.key
+                    )
+                };
+                findings.push(finding("duplicateCanary", Severity::Warn, message));
             }
+        }
+
+        for (main, locations) in &foreign_mains {
+            let share = if parsed.config.weight > 0 {
+                format!(
+                    " (canary-weight {} of {})",
+                    parsed.config.weight,
+                    parsed.config.effective_total()
+                )
+            } else {
+                String::new()
+            };
+            findings.push(finding(
+                "crossNamespace",
+                Severity::Deny,
+                format!(
+                    "{} is served by main Ingress {main} of another namespace: ingress-nginx \
+                     merges canaries across namespaces, so this canary would take that \
+                     namespace's traffic{share}; put the canary in the main's namespace, or have \
+                     the policy allow the pair (ingressCanary.crossNamespace: canaryNamespaces \
+                     [{}], mainNamespaces [{}])",
+                    list(locations),
+                    new.key.namespace,
+                    main.split_once('/').map_or(main.as_str(), |(ns, _)| ns),
+                ),
+            ));
         }
 
         for (canary_upstream, locations) in &unmatched {
@@ -523,12 +642,11 @@ impl Checker<'_> {
                 .unwrap_or_default();
             findings.push(finding(
                 "missingMain",
-                Severity::Deny,
+                Severity::Warn,
                 format!(
-                    "no main (non-canary) Ingress of class {class} serves {}: ingress-nginx logs \
-                     \"unable to find real backend\" and deletes the canary backend \
-                     {canary_upstream}{disabled}, so this canary receives no traffic; create the \
-                     main Ingress first, with the same host, path and pathType",
+                    "no main Ingress of class {class} for {} yet: ingress-nginx drops canary \
+                     backend {canary_upstream}{disabled} (no traffic) until a main with that host, \
+                     path and pathType exists",
                     list(locations)
                 ),
             ));
@@ -566,19 +684,18 @@ impl Checker<'_> {
                     service_locations(o)
                         .into_iter()
                         .filter(|(_, b)| upstream(&o.key.namespace, b) == canary_upstream)
-                        .map(|(l, _)| format!("{l} in {}", o.key))
+                        .map(|(l, _)| format!("{} at {l}", o.key))
                         .collect::<Vec<_>>()
                 })
                 .collect();
             if !elsewhere.is_empty() {
                 findings.push(finding(
                     "mainBackendElsewhere",
-                    Severity::Deny,
+                    Severity::Warn,
                     format!(
-                        "the canary's Service {} port {} is also a main backend ({}): \
-                         ingress-nginx builds one upstream per Service and port, so either those \
-                         paths are skipped as canary-only (when the canary is older) or the \
-                         canary gets no traffic policy; give the canary its own Service",
+                        "the canary's Service {}:{} also backs main {}: one upstream per Service \
+                         and port, so those paths get skipped or the canary loses its split; give \
+                         the canary its own Service",
                         backend.service,
                         port_text(backend.port.as_ref()),
                         list(elsewhere)
@@ -651,7 +768,7 @@ impl Checker<'_> {
     /// (or, when the main is older, the canary loses its traffic policy). The canary side of
     /// the same conflict is `mainBackendElsewhere` when the canary is written; this catches the
     /// main arriving second. On UPDATE only upstreams the update adds are judged, so an
-    /// existing conflict does not block unrelated edits.
+    /// existing conflict does not repeat on unrelated edits.
     fn check_main_on_canary_service(
         &self,
         new: &IngressInfo,
@@ -692,13 +809,11 @@ impl Checker<'_> {
             if !canaries.is_empty() {
                 findings.push(finding(
                     "mainBackendElsewhere",
-                    Severity::Deny,
+                    Severity::Warn,
                     format!(
-                        "Service {} port {} is the backend of canary Ingress {}: ingress-nginx \
-                         builds one upstream per Service and port and marks it canary-only, so \
-                         either this Ingress's paths on it are skipped or the canary loses its \
-                         traffic policy; route this main Ingress to the stable version's own \
-                         Service",
+                        "Service {}:{} already backs canary {}: one upstream per Service and \
+                         port, so these paths get skipped or the canary loses its split; route \
+                         this main to the stable Service",
                         backend.service,
                         port_text(backend.port.as_ref()),
                         list(canaries)
@@ -708,8 +823,53 @@ impl Checker<'_> {
         }
     }
 
+    /// A main Ingress that becomes the main of a location where a canary of another namespace
+    /// waits: ingress-nginx merges it, so that canary splits this Ingress's traffic. The canary
+    /// is another namespace's object, so this warns (it cannot block this write); the canary's
+    /// own writes are denied by `crossNamespace`.
+    fn check_foreign_canaries(&self, new: &IngressInfo, class: &str, findings: &mut Vec<Finding>) {
+        if annotations::parse(&new.nginx_annotations).config.enabled {
+            return;
+        }
+        let mut foreign = BTreeSet::new();
+        for (location, _) in service_locations(new) {
+            let neighbours = self.at_location(&location, class, &new.key);
+            if Self::main_at(&neighbours).is_some_and(|main| processed_before(main, new)) {
+                // An older main keeps the location; its canaries are judged against it.
+                continue;
+            }
+            for canary in neighbours.iter().filter(|n| n.canary) {
+                let namespace = &canary.info.key.namespace;
+                if !self
+                    .settings
+                    .allows_cross_namespace(namespace, &new.key.namespace)
+                {
+                    foreign.insert(format!("{} on {location}", canary.info.key));
+                }
+            }
+        }
+        if !foreign.is_empty() {
+            findings.push(finding(
+                "crossNamespace",
+                Severity::Warn,
+                format!(
+                    "canary {} (another namespace) attaches to this main: ingress-nginx merges \
+                     across namespaces, so it splits this Ingress's traffic; ask its owners to \
+                     remove it",
+                    list(foreign)
+                ),
+            ));
+        }
+    }
+
     /// DELETE of a main Ingress, or an UPDATE that takes away a location (host, path, pathType,
     /// class, or turning it into a canary), while a canary depends on it.
+    ///
+    /// Only a DELETE that orphans a canary of the same namespace that is not part of the same
+    /// release denies. A canary of another namespace never blocks this namespace's DELETE; a
+    /// canary of the same release (Helm, Argo CD, Flux, ApplySet, instance label) is removed by
+    /// the same uninstall, in whatever order the tool sends the DELETEs; and an UPDATE can be
+    /// followed by the canary's own update in the same apply (moving both to a new path).
     fn check_main_removed(
         &self,
         operation: &Operation,
@@ -726,7 +886,9 @@ impl Checker<'_> {
             .filter(|n| !annotations::parse(&n.nginx_annotations).config.enabled)
             .map(|n| service_locations(n).into_iter().map(|(l, _)| l).collect())
             .unwrap_or_default();
-        let mut orphaned = Vec::new();
+        let mut blocking = Vec::new();
+        let mut released_together = Vec::new();
+        let mut elsewhere = Vec::new();
         for (location, _) in service_locations(old) {
             if kept.contains(&location) {
                 continue;
@@ -737,26 +899,70 @@ impl Checker<'_> {
                 continue;
             }
             for canary in neighbours.iter().filter(|n| n.canary) {
-                orphaned.push(format!("{} on {location}", canary.info.key));
+                let entry = format!("{} on {location}", canary.info.key);
+                if canary.info.key.namespace != old.key.namespace {
+                    elsewhere.push(entry);
+                } else if same_release(&canary.info, old) {
+                    released_together.push(entry);
+                } else {
+                    blocking.push(entry);
+                }
             }
         }
-        if orphaned.is_empty() {
-            return;
-        }
-        let what = match operation {
-            Operation::Delete => "deleting this main Ingress".to_owned(),
-            _ => "this update removes paths that".to_owned(),
+        let deleting = *operation == Operation::Delete;
+        let what = if deleting {
+            "deleting this main"
+        } else {
+            "this update removes the main of"
         };
-        findings.push(finding(
-            "mainRemoved",
-            Severity::Deny,
-            format!(
-                "{what} leaves canary Ingress(es) without a main: {}; ingress-nginx then deletes \
-                 their backends and they stop receiving traffic; remove or re-point the canary \
-                 first",
-                list(orphaned)
-            ),
-        ));
+        if !blocking.is_empty() {
+            let finding = if deleting {
+                finding(
+                    "mainRemoved",
+                    Severity::Deny,
+                    format!(
+                        "deleting this main orphans canary {}: ingress-nginx drops their backends \
+                         (no traffic); delete or re-point the canary first (kubectl delete -f: \
+                         list its file before the main's)",
+                        list(blocking)
+                    ),
+                )
+            } else {
+                finding(
+                    "mainRemoved",
+                    Severity::Warn,
+                    format!(
+                        "{what} canary {}: ingress-nginx drops their backends (no traffic); move \
+                         the canary along in the same apply, or delete it",
+                        list(blocking)
+                    ),
+                )
+            };
+            findings.push(finding);
+        }
+        if !released_together.is_empty() {
+            let release = old.release.as_deref().unwrap_or_default();
+            findings.push(finding(
+                "mainRemoved",
+                Severity::Warn,
+                format!(
+                    "{what} canary {} of the same {release}: an uninstall removes it next; \
+                     otherwise it gets no traffic",
+                    list(released_together)
+                ),
+            ));
+        }
+        if !elsewhere.is_empty() {
+            findings.push(finding(
+                "mainRemoved",
+                Severity::Warn,
+                format!(
+                    "{what} canary {} of another namespace: it gets no traffic; objects there do \
+                     not block this namespace's changes, tell its owners",
+                    list(elsewhere)
+                ),
+            ));
+        }
     }
 }
 
@@ -837,11 +1043,11 @@ mod tests {
                 "reads canary-weight \"10%\" as 0",
             ),
             (
-                "missing main",
+                "missing main: the main may be the next object applied",
                 vec![],
                 json!({"nginx.ingress.kubernetes.io/canary": "true",
                     "nginx.ingress.kubernetes.io/canary-weight": "10"}),
-                false,
+                true,
                 "ingressCanary.missingMain",
             ),
             (
@@ -866,7 +1072,7 @@ mod tests {
                 ],
                 json!({"nginx.ingress.kubernetes.io/canary": "true",
                     "nginx.ingress.kubernetes.io/canary-weight": "10"}),
-                false,
+                true,
                 "ingressCanary.duplicateCanary",
             ),
             (
@@ -874,8 +1080,23 @@ mod tests {
                 vec![main_web()],
                 json!({"nginx.ingress.kubernetes.io/canary": "false",
                     "nginx.ingress.kubernetes.io/canary-weight": "20"}),
-                false,
+                true,
                 "ingressCanary.notEnabled",
+            ),
+            (
+                "only canary false next to a main: a duplicate main",
+                vec![main_web()],
+                json!({"nginx.ingress.kubernetes.io/canary": "false"}),
+                true,
+                "ingressCanary.duplicateMain",
+            ),
+            (
+                "a header line pasted as the header name",
+                vec![main_web()],
+                json!({"nginx.ingress.kubernetes.io/canary": "true",
+                    "nginx.ingress.kubernetes.io/canary-by-header": "X-Canary: always"}),
+                false,
+                "is not a header name",
             ),
             (
                 "affinity on main warns",
@@ -945,14 +1166,16 @@ mod tests {
         }
     }
 
+    /// The main could be re-pointed by the next object of the same apply: a warning.
     #[test]
-    fn canary_on_the_main_service_is_denied() {
+    fn canary_on_the_main_service_warns() {
         let state = store(&[main_web(), service("web-v1")]);
         let out = run(&state, "CREATE", Some(weighted_canary("web-v1")), None);
+        assert!(out.allowed, "{:?}", out.denials);
         assert!(
-            has(&out.denials, "ingressCanary.sameService"),
+            has(&out.warnings, "ingressCanary.sameService"),
             "{:?}",
-            out.denials
+            out.warnings
         );
     }
 
@@ -967,11 +1190,23 @@ mod tests {
         );
         let state = store(&[main, service("web-v2")]);
         let out = run(&state, "CREATE", Some(weighted_canary("web-v2")), None);
+        assert!(out.allowed, "{:?}", out.denials);
         assert!(
-            has(&out.denials, "pathType must match too"),
+            has(&out.warnings, "(main shop/web has pathType Exact)"),
             "{:?}",
-            out.denials
+            out.warnings
         );
+    }
+
+    /// `SetDefaultNGINXPathType`: ImplementationSpecific (and an absent pathType) is Prefix.
+    #[test]
+    fn implementation_specific_is_prefix() {
+        let mut the_canary = weighted_canary("web-v2");
+        the_canary["spec"]["rules"][0]["http"]["paths"][0]["pathType"] =
+            json!("ImplementationSpecific");
+        let state = store(&[main_web(), service("web-v1"), service("web-v2")]);
+        let out = run(&state, "CREATE", Some(the_canary), None);
+        assert!(out.allowed && out.warnings.is_empty(), "{:?}", out.warnings);
     }
 
     #[test]
@@ -1009,11 +1244,13 @@ mod tests {
             json!({}),
             json!([path("/shop", "web-v1")]),
         );
+        // An UPDATE only warns: the canary's own update can follow in the same apply.
         let out = run(&with_canary, "UPDATE", Some(moved), Some(main_web()));
+        assert!(out.allowed, "{:?}", out.denials);
         assert!(
-            has(&out.denials, "this update removes paths"),
+            has(&out.warnings, "this update removes the main of"),
             "{:?}",
-            out.denials
+            out.warnings
         );
         let out = run(&with_canary, "UPDATE", Some(main_web()), Some(main_web()));
         assert!(out.allowed, "{:?}", out.denials);
@@ -1056,5 +1293,93 @@ mod tests {
         );
         assert!(out.allowed);
         assert!(has(&out.warnings, "not synced"), "{:?}", out.warnings);
+    }
+
+    /// A canary whose main is in another namespace takes that namespace's traffic: denied
+    /// (the policy can allow the pair; see the fixtures). The other namespace's main, created
+    /// after such a canary, is never blocked by it, only warned.
+    #[test]
+    fn a_canary_attaching_to_another_namespace_is_denied() {
+        let mut other_team = weighted_canary("web-v2");
+        other_team["metadata"]["namespace"] = json!("other-team");
+        let state = store(&[main_web(), service("web-v1")]);
+        let out = run(&state, "CREATE", Some(other_team.clone()), None);
+        assert!(
+            has(&out.denials, "ingressCanary.crossNamespace"),
+            "{:?}",
+            out.denials
+        );
+        assert!(has(
+            &out.denials,
+            "main Ingress shop/web of another namespace"
+        ));
+
+        let waiting = store(&[other_team, service("web-v1")]);
+        let out = run(&waiting, "CREATE", Some(main_web()), None);
+        assert!(out.allowed, "{:?}", out.denials);
+        assert!(
+            has(&out.warnings, "ingressCanary.crossNamespace")
+                && has(&out.warnings, "other-team/web-canary"),
+            "{:?}",
+            out.warnings
+        );
+    }
+
+    /// Deleting a main only denies for a canary of its own namespace that is not part of the
+    /// same release; a canary in another namespace or of the same Helm release only warns.
+    #[test]
+    fn deleting_a_main_warns_for_other_namespaces_and_the_same_release() {
+        let mut elsewhere = weighted_canary("web-v2");
+        elsewhere["metadata"]["namespace"] = json!("other-team");
+        let state = store(&[main_web(), elsewhere]);
+        let out = run(&state, "DELETE", None, Some(main_web()));
+        assert!(out.allowed, "{:?}", out.denials);
+        assert!(
+            has(&out.warnings, "of another namespace"),
+            "{:?}",
+            out.warnings
+        );
+
+        let released = |mut object: Value| {
+            object["metadata"]["annotations"]["meta.helm.sh/release-name"] = json!("web");
+            object["metadata"]["annotations"]["meta.helm.sh/release-namespace"] = json!("shop");
+            object
+        };
+        let state = store(&[released(main_web()), released(weighted_canary("web-v2"))]);
+        let out = run(&state, "DELETE", None, Some(released(main_web())));
+        assert!(out.allowed, "{:?}", out.denials);
+        assert!(
+            has(&out.warnings, "of the same Helm release shop/web"),
+            "{:?}",
+            out.warnings
+        );
+
+        // A canary of another release (or none) in the same namespace still protects its main.
+        let state = store(&[released(main_web()), weighted_canary("web-v2")]);
+        let out = run(&state, "DELETE", None, Some(released(main_web())));
+        assert!(
+            has(&out.denials, "ingressCanary.mainRemoved"),
+            "{:?}",
+            out.denials
+        );
+    }
+
+    /// A canary with only spec.defaultBackend splits the catch-all server only: a warning.
+    #[test]
+    fn default_backend_only_canary_warns() {
+        let the_canary = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"namespace": "shop", "name": "web-canary",
+                "annotations": {"nginx.ingress.kubernetes.io/canary": "true",
+                    "nginx.ingress.kubernetes.io/canary-weight": "10"}},
+            "spec": {"ingressClassName": "nginx",
+                "defaultBackend": {"service": {"name": "web-v2", "port": {"number": 80}}}}});
+        let state = store(&[main_web(), service("web-v2")]);
+        let out = run(&state, "CREATE", Some(the_canary), None);
+        assert!(out.allowed, "{:?}", out.denials);
+        assert!(
+            has(&out.warnings, "ingressCanary.defaultBackend"),
+            "{:?}",
+            out.warnings
+        );
     }
 }
