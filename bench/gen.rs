@@ -3,7 +3,8 @@
 //! ```text
 //! bench-gen bodies  OUT_DIR            AdmissionReview bodies, one file each
 //! bench-gen objects OUT_DIR PER_KIND   cluster state for `serve --objects`: PER_KIND Ingresses,
-//!                                      Services, Deployments and HTTPRoutes (+ an IngressClass),
+//!                                      Services, Deployments, HTTPRoutes and Gateways (+ an
+//!                                      IngressClass and the Gateway the HTTPRoutes attach to),
 //!                                      and the other workloads at the counts a cluster of that
 //!                                      size has: PER_KIND/10 StatefulSets and Argo Rollouts,
 //!                                      PER_KIND/100 DaemonSets, PER_KIND/5 pods no templated
@@ -247,6 +248,29 @@ fn http_route(i: usize, weights: (i64, i64)) -> Value {
     })
 }
 
+/// A team's Gateway: an HTTP and an HTTPS listener for its host, the HTTPS one taking routes
+/// from namespaces by label (what the store keeps of a listener, selector included).
+fn gateway(i: usize) -> Value {
+    let host = format!("app-{i}.example.com");
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": format!("gw-{i}"), "namespace": namespace(i),
+                     "creationTimestamp": "2024-05-01T10:00:00Z"},
+        "spec": {
+            "gatewayClassName": "example",
+            "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP", "hostname": host,
+                 "allowedRoutes": {"namespaces": {"from": "Same"}}},
+                {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": host,
+                 "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": format!("app-{i}-tls")}]},
+                 "allowedRoutes": {"namespaces": {"from": "Selector",
+                    "selector": {"matchLabels": {"team": namespace(i)}}}}},
+            ],
+        },
+    })
+}
+
 fn review(uid: &str, operation: &str, object: &Value, old_object: Option<&Value>) -> Value {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
@@ -334,13 +358,14 @@ fn objects(out: &Path, per_kind: usize) {
     // Files of 100 objects: `serve --objects` reads one file at a time, so loading holds little
     // beyond the store itself (as watchers, which get objects one by one, would).
     let chunk = 100;
-    let kinds: [(&str, &dyn Fn(usize) -> Value); 4] = [
+    let kinds: [(&str, &dyn Fn(usize) -> Value); 5] = [
         ("ingress", &|i| {
             ingress(i, &format!("web-{i}"), &format!("web-{i}-v1"), json!({}))
         }),
         ("service", &|i| service(i, "v1")),
         ("deployment", &|i| deployment(i, "1.4.2", 4)),
         ("httproute", &|i| http_route(i, (100, 0))),
+        ("gateway", &gateway),
     ];
     let others: [(&str, usize, &MakeObject); 4] = [
         ("statefulset", per_kind / 10, &stateful_set),
@@ -382,10 +407,17 @@ fn objects(out: &Path, per_kind: usize) {
                    "metadata": {"name": format!("web-{TARGET}-v2"), "namespace": namespace(TARGET)},
                    "spec": {"selector": {"app": format!("web-{TARGET}"), "version": "v2"},
                             "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+            // The shared Gateway every HTTPRoute attaches to: the route request looks up its
+            // listeners and the routes on them.
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                   "metadata": {"name": "public", "namespace": "gateways"},
+                   "spec": {"gatewayClassName": "example", "listeners": [
+                       {"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.com",
+                        "allowedRoutes": {"namespaces": {"from": "All"}}}]}}),
         ]),
     );
     println!(
-        "{per_kind} objects of each of 4 kinds (and the other workloads) in {}",
+        "{per_kind} objects of each of 5 kinds (and the other workloads) in {}",
         out.display()
     );
 }

@@ -126,6 +126,7 @@ fn main() {
             + c.ingress_classes
             + c.http_routes
             + c.reference_grants
+            + c.gateways
             + c.namespaces
             + c.stateful_sets
             + c.daemon_sets

@@ -23,6 +23,7 @@
 //!                             # default: the embedded policies/default.yaml
 //! objects: []                 # cluster state for cross-object rules (see `cluster_view`)
 //! synced: false               # optional: the store has not listed Deployments yet
+//! notSynced: [Service]        # optional: the store has not listed these kinds yet
 //! rule: blueGreen             # optional: compare only this rule's warnings (others may fire)
 //! object: {...}               # a full object, or {base: NAME, merge: {...}, set: {POINTER: VALUE}}
 //! oldObject: {...}            #   built from `_bases/NAME.yaml` in the case's directory
@@ -167,13 +168,21 @@ fn policy_set(case: &Value) -> Result<PolicySet, String> {
 /// The cluster state a case runs against: the case's `objects:` stored through the same
 /// `Store::apply_object` the watchers and `serve --objects` use. An object the store cannot read
 /// fails the case, so no test silently runs without the state it asked for.
-/// `synced: false` keeps the store waiting for Deployments (the cluster state is not synced yet).
+/// `synced: false` keeps the store waiting for Deployments (the cluster state is not synced yet);
+/// `notSynced: [KIND, ...]` for the kinds named.
 fn cluster_view(case: &Value) -> Result<Box<dyn ClusterView>, String> {
-    let store = if case.get("synced") == Some(&json!(false)) {
-        Store::expecting(&[StoredKind::Deployment])
-    } else {
-        Store::offline()
-    };
+    let mut pending = Vec::new();
+    if case.get("synced") == Some(&json!(false)) {
+        pending.push(StoredKind::Deployment);
+    }
+    for name in strings(case.get("notSynced")) {
+        let kind = StoredKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| format!("notSynced: {name} is not a stored kind"))?;
+        pending.push(kind);
+    }
+    let store = Store::expecting(&pending);
     for object in case
         .get("objects")
         .and_then(Value::as_array)
@@ -509,7 +518,7 @@ fn run_case(kind: &str, path: &Path) -> Result<Vec<String>, String> {
 const MINIMUM_CASES: &[(&str, usize)] = &[
     ("deployment", 60),
     ("ingress", 12),
-    ("httproute", 8),
+    ("httproute", 40),
     ("service", 24),
     ("deployment-siblings", 6),
 ];

@@ -368,6 +368,10 @@ async fn watchers_sync_and_follow_events_with_gateway_api_absent_then_installed(
         matches!(&sync[&StoredKind::HttpRoute], KindSync::Absent(reason) if reason.contains("v1beta1")),
         "{sync:?}"
     );
+    assert!(
+        matches!(&sync[&StoredKind::Gateway], KindSync::Absent(_)),
+        "{sync:?}"
+    );
     assert_eq!(sync[&StoredKind::ReferenceGrant], KindSync::Synced);
     assert_eq!(store.reference_grants("backends").len(), 1);
     assert_eq!(
@@ -432,11 +436,25 @@ async fn watchers_sync_and_follow_events_with_gateway_api_absent_then_installed(
         "spec": {"rules": [{"backendRefs": [{"name": "web-v1", "port": 80, "weight": 90},
             {"name": "web-v2", "port": 80, "weight": 10}]}]}}),
     );
-    eventually("httproute listed after the CRD appeared", || {
-        store.counts().http_routes == 1
-            && store.kind_sync()[&StoredKind::HttpRoute] == KindSync::Synced
-    })
+    let gateways = cluster
+        .api
+        .serve("/apis/gateway.networking.k8s.io/v1/gateways", "GatewayList");
+    gateways.add(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"namespace": "gateways", "name": "public"},
+        "spec": {"gatewayClassName": "example", "listeners": [
+            {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]}}));
+    eventually(
+        "httproute and gateway listed after the CRDs appeared",
+        || {
+            store.counts().http_routes == 1
+                && store.kind_sync()[&StoredKind::HttpRoute] == KindSync::Synced
+                && store.kind_sync()[&StoredKind::Gateway] == KindSync::Synced
+        },
+    )
     .await;
+    let gateway = store.gateway("gateways", "public").expect("listed gateway");
+    assert_eq!(&*gateway.listeners[0].name, "http");
+    assert_eq!(gateway.listeners[0].port, 80);
     assert_eq!(store.sync_status(), SyncStatus::Synced);
 
     for handle in handles {

@@ -592,20 +592,25 @@ fn default_nginx_controllers() -> Vec<String> {
     vec!["k8s.io/ingress-nginx".to_owned()]
 }
 
-/// Gateway API HTTPRoute rule (`gateway.networking.k8s.io` v1/v1beta1). It never patches.
+/// Gateway API HTTPRoute rule (`gateway.networking.k8s.io` v1/v1beta1). It never patches, and
+/// denies only what the route says by itself; what a Service, ReferenceGrant or Gateway of the
+/// same apply can fix is a warning.
 ///
-/// Checks: `weightRange` (a weight outside 0..=1000000), `noTraffic` (a rule whose backends
-/// all weigh 0 or are all invalid, or that has neither backends nor filters: the gateway
-/// answers 500), `implicitWeight` (a weight of 1, the default for an omitted weight, next to
-/// larger weights), `portRequired` (a Service backendRef without a port), `invalidBackend` (a
-/// Service or port that does not exist, or a kind the checker cannot resolve: 500 for its
-/// share), `crossNamespace` (a backend in another namespace without a ReferenceGrant),
-/// `duplicateBackend` (the same Service and port twice in one split), `neverMatches` (header,
-/// query or path matches that can never match), `regexDialect` (a regular expression RE2-based
-/// gateways reject), `cookieMatch` (an Exact match on the whole `Cookie` header),
-/// `ignoredMatch` (a repeated header or query name, ignored after the first), `shadowedMatch`
-/// (another route on a common listener has the same hostname and an identical match: the
-/// older route takes those requests; deny when the route written is the newer one).
+/// Checks: `weightRange` (a weight outside 0..=1000000), `noTraffic` (every weight 0: deny; no
+/// weighted backend resolves yet: warn), `noBackends` (a rule without backendRefs and no filter
+/// that answers: the gateway answers 500), `implicitWeight` (a weight of 1, the default for an
+/// omitted weight, next to larger weights), `portRequired` (a Service backendRef without a
+/// port), `invalidBackend` (a Service or port that does not exist, or a kind the checker cannot
+/// resolve: 500 for its share), `crossNamespace` (a Gateway route's backend in another
+/// namespace without a ReferenceGrant; mesh routes need none), `duplicateBackend` (the same
+/// Service and port twice in one split), `neverMatches` (header, query or path matches that can
+/// never match), `regexDialect` (a regular expression RE2-based gateways reject), `cookieMatch`
+/// (an Exact match on the whole `Cookie` header), `ignoredMatch` (a repeated header or query
+/// name, ignored after the first), `notAttached` (a parentRef no listener of the Gateway takes,
+/// or a mesh parent Service that does not exist), `shadowedMatch` (another route attached to a
+/// common listener serves the same hostname with an identical match and different backends:
+/// the older route takes those requests; deny when the route written is the newer one and the
+/// older is in its namespace).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteRule {

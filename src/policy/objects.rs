@@ -12,7 +12,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::policy::gateway::HttpRoute;
+use crate::policy::gateway::{text_fingerprint, HttpRoute};
 
 pub use crate::policy::labels::Labels;
 
@@ -435,6 +435,9 @@ pub struct RouteParent {
     pub section: Option<String>,
     /// `port`: the parent's listeners on that port; `None` for any.
     pub port: Option<i64>,
+    /// A controller reported `Accepted: False` for this parentRef and the route's current
+    /// generation (`status.parents`): the route does not attach there.
+    pub rejected: bool,
 }
 
 impl RouteParent {
@@ -451,10 +454,40 @@ impl RouteParent {
             && compatible(&self.section, &other.section)
             && compatible(&self.port, &other.port)
     }
+
+    /// `(group, kind, namespace, name)` of the parent.
+    pub fn parts(&self) -> (&str, &str, &str, &str) {
+        let mut parts = self.parent.splitn(4, '/');
+        let mut next = || parts.next().unwrap_or("");
+        (next(), next(), next(), next())
+    }
+
+    /// Whether the parent is a Service: a mesh route (GEP-1294).
+    pub fn is_service(&self) -> bool {
+        matches!(self.parts(), ("", "Service", _, _))
+    }
+
+    /// Whether the parent is a Gateway (`gateway.networking.k8s.io`).
+    pub fn is_gateway(&self) -> bool {
+        matches!(self.parts(), ("gateway.networking.k8s.io", "Gateway", _, _))
+    }
+}
+
+/// One match of a stored route, reduced to two fingerprints: which requests it selects (its
+/// canonical text, `gateway::HttpRouteMatch::canonical`) and what the route does with them
+/// (`gateway::HttpRouteRule::action_fingerprint` of its rule). Fingerprints instead of texts
+/// keep stored routes small; two different texts sharing a 64-bit fingerprint is far less
+/// likely than any other error in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteMatch {
+    /// Fingerprint of the canonical match text.
+    pub requests: u64,
+    /// Fingerprint of what the matching rule does.
+    pub action: u64,
 }
 
 /// What the store keeps of an HTTPRoute: what decides which route a request goes to when two
-/// routes could take it (the Gateway API's precedence), nothing of the backends.
+/// routes could take it (the Gateway API's precedence) and whether they would treat it alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRouteInfo {
     /// Namespace and name.
@@ -466,23 +499,27 @@ pub struct HttpRouteInfo {
     pub parents: Vec<RouteParent>,
     /// `spec.hostnames`; empty means every hostname of the listener.
     pub hostnames: Vec<String>,
-    /// Every match of every rule as canonical text (`gateway::HttpRouteMatch::canonical`),
-    /// sorted, without repeats.
-    pub matches: Vec<String>,
+    /// Every match of every rule, by `requests`, without repeats: of two rules with an
+    /// identical match the first one in list order takes the requests, so its action is kept.
+    pub matches: Vec<RouteMatch>,
 }
 
 impl HttpRouteInfo {
-    /// Reads what the store keeps of an HTTPRoute.
+    /// Reads what the store keeps of an HTTPRoute, `status.parents` included: a route a
+    /// controller rejected does not attach, whatever its spec says.
     pub fn from_route(route: &HttpRoute, namespace: &str) -> Self {
         let own_namespace = route.metadata.namespace.as_deref().unwrap_or(namespace);
-        let mut matches: Vec<String> = route
-            .spec
-            .rules
-            .iter()
-            .flat_map(|rule| rule.match_keys())
-            .collect();
-        matches.sort();
-        matches.dedup();
+        let mut matches: Vec<RouteMatch> = Vec::new();
+        for rule in &route.spec.rules {
+            let action = rule.action_fingerprint(own_namespace);
+            for text in rule.match_keys() {
+                let requests = text_fingerprint(&text);
+                if !matches.iter().any(|m| m.requests == requests) {
+                    matches.push(RouteMatch { requests, action });
+                }
+            }
+        }
+        matches.sort_by_key(|m| m.requests);
         Self {
             key: key_of(&route.metadata, namespace),
             created: created_of(&route.metadata),
@@ -494,6 +531,7 @@ impl HttpRouteInfo {
                     parent: p.parent_key(own_namespace),
                     section: p.section_name.clone(),
                     port: p.port,
+                    rejected: route.rejected_by_status(p, own_namespace),
                 })
                 .collect(),
             hostnames: route.spec.hostnames.clone(),
@@ -501,13 +539,151 @@ impl HttpRouteInfo {
         }
     }
 
-    /// The hostnames requests must carry to reach this route, each exactly as written; `""`
-    /// stands for "no hostnames" (every hostname of the listener).
-    pub fn hostname_keys(&self) -> Vec<&str> {
-        if self.hostnames.is_empty() {
+    /// The action for a match, when the route has it.
+    pub fn action_for(&self, requests: u64) -> Option<u64> {
+        self.matches
+            .binary_search_by_key(&requests, |m| m.requests)
+            .ok()
+            .map(|at| self.matches[at].action)
+    }
+
+    /// The hostnames under which the store indexes this route on `parent`, each exactly as
+    /// written; `""` stands for "no hostnames" (every hostname of the listener). Mesh routes
+    /// are indexed under `""` alone: GEP-1294 says meshes infer nothing from `hostnames`, so
+    /// every route of a Service competes whatever hostnames it names.
+    pub fn hostname_keys_on(&self, parent: &RouteParent) -> Vec<&str> {
+        if self.hostnames.is_empty() || parent.is_service() {
             vec![""]
         } else {
             self.hostnames.iter().map(String::as_str).collect()
+        }
+    }
+}
+
+/// Which namespaces a listener takes routes from (`allowedRoutes.namespaces`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteNamespaces {
+    /// `from: Same` (the default): the Gateway's own namespace.
+    Same,
+    /// `from: All`.
+    All,
+    /// `from: Selector`: namespaces whose labels match.
+    Selector(Selector),
+    /// A value this reading does not know: treated as "may allow".
+    Other,
+}
+
+/// Whether a listener takes HTTPRoutes (`allowedRoutes.kinds`, else its protocol's kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpRouteKind {
+    /// It does.
+    Allowed,
+    /// Its protocol (`TLS`, `TCP`, `UDP`) carries other route kinds.
+    WrongProtocol(&'static str),
+    /// `allowedRoutes.kinds` lists kinds without HTTPRoute.
+    NotListed,
+    /// An implementation-specific protocol: unknown.
+    Unknown,
+}
+
+/// One listener of a Gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerInfo {
+    /// `name` (what a parentRef's `sectionName` names).
+    pub name: Box<str>,
+    /// `port`.
+    pub port: i64,
+    /// `hostname`; `None` for any.
+    pub hostname: Option<Box<str>>,
+    /// `allowedRoutes.namespaces`.
+    pub namespaces: RouteNamespaces,
+    /// Whether HTTPRoutes may attach.
+    pub http_routes: HttpRouteKind,
+}
+
+/// What rules read of a Gateway: its listeners, which decide which routes attach where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayInfo {
+    /// Namespace and name.
+    pub key: ObjectKey,
+    /// `spec.listeners`.
+    pub listeners: Vec<ListenerInfo>,
+}
+
+impl GatewayInfo {
+    /// Reads a Gateway (`gateway.networking.k8s.io` v1 or v1beta1).
+    pub fn from_value(gateway: &serde_json::Value, namespace: &str) -> Self {
+        let meta = &gateway["metadata"];
+        let listeners = gateway["spec"]["listeners"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(ListenerInfo::from_value)
+            .collect();
+        Self {
+            key: ObjectKey::new(
+                meta["namespace"].as_str().unwrap_or(namespace),
+                meta["name"].as_str().unwrap_or_default(),
+            ),
+            listeners,
+        }
+    }
+}
+
+impl ListenerInfo {
+    fn from_value(listener: &serde_json::Value) -> Self {
+        let protocol = listener["protocol"].as_str().unwrap_or_default();
+        let allowed = &listener["allowedRoutes"];
+        let namespaces = match allowed["namespaces"]["from"].as_str() {
+            None | Some("Same") => RouteNamespaces::Same,
+            Some("All") => RouteNamespaces::All,
+            Some("Selector") => {
+                let selector: LabelSelector =
+                    serde_json::from_value(allowed["namespaces"]["selector"].clone())
+                        .unwrap_or_default();
+                let selector = Selector::from_label_selector(&selector);
+                // An empty label selector selects every namespace (Kubernetes semantics).
+                if selector.is_empty() {
+                    RouteNamespaces::All
+                } else {
+                    RouteNamespaces::Selector(selector)
+                }
+            }
+            Some(_) => RouteNamespaces::Other,
+        };
+        // HTTP and HTTPS listeners carry HTTPRoutes; TLS, TCP and UDP ones carry their own
+        // route kinds; anything else is implementation-specific (`example.com/PROTOCOL`).
+        let protocol_fits = match protocol {
+            "HTTP" | "HTTPS" => Ok(()),
+            "TLS" => Err(Some("TLS")),
+            "TCP" => Err(Some("TCP")),
+            "UDP" => Err(Some("UDP")),
+            _ => Err(None),
+        };
+        let kinds = allowed["kinds"].as_array().filter(|k| !k.is_empty());
+        let listed = kinds.map(|kinds| {
+            kinds.iter().any(|k| {
+                k["kind"] == "HTTPRoute"
+                    && k["group"]
+                        .as_str()
+                        .is_none_or(|g| g == "gateway.networking.k8s.io")
+            })
+        });
+        let http_routes = match (protocol_fits, listed) {
+            (_, Some(false)) => HttpRouteKind::NotListed,
+            (Err(Some(protocol)), _) => HttpRouteKind::WrongProtocol(protocol),
+            (Ok(()), _) => HttpRouteKind::Allowed,
+            (Err(None), _) => HttpRouteKind::Unknown,
+        };
+        Self {
+            name: listener["name"].as_str().unwrap_or_default().into(),
+            port: listener["port"].as_i64().unwrap_or_default(),
+            hostname: listener["hostname"]
+                .as_str()
+                .filter(|h| !h.is_empty())
+                .map(Into::into),
+            namespaces,
+            http_routes,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! (a request must not scan every object of a kind).
 
 use crate::policy::objects::{
-    DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, PodInfo,
+    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, PodInfo,
     ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo,
 };
 
@@ -34,6 +34,8 @@ pub struct ObjectCounts {
     pub http_routes: usize,
     /// ReferenceGrants.
     pub reference_grants: usize,
+    /// Gateways.
+    pub gateways: usize,
     /// Namespaces.
     pub namespaces: usize,
     /// StatefulSets.
@@ -123,9 +125,15 @@ pub trait ClusterView: Send + Sync {
     }
 
     /// HTTPRoutes attached to `parent` (`group/kind/namespace/name`, any listener of it) for
-    /// exactly `hostname` as written (`""`: routes without hostnames).
+    /// exactly `hostname` as written (`""`: routes without hostnames, and every mesh route of a
+    /// Service parent, whose hostnames meshes ignore).
     fn http_routes_sharing(&self, _parent: &str, _hostname: &str) -> Vec<Shared<HttpRouteInfo>> {
         Vec::new()
+    }
+
+    /// One Gateway, when readable (the Gateway API CRDs installed, or the manifests given).
+    fn gateway(&self, _namespace: &str, _name: &str) -> Option<Shared<GatewayInfo>> {
+        None
     }
 
     /// ReferenceGrants in `namespace` (the namespace being referred to).

@@ -434,6 +434,7 @@ impl Metrics {
             ("IngressClass", counts.ingress_classes),
             ("HTTPRoute", counts.http_routes),
             ("ReferenceGrant", counts.reference_grants),
+            ("Gateway", counts.gateways),
             ("Namespace", counts.namespaces),
             ("StatefulSet", counts.stateful_sets),
             ("DaemonSet", counts.daemon_sets),

@@ -7,8 +7,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::policy::objects::{
-    DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey, PodInfo,
-    ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
+    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
+    PodInfo, ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
 };
 use crate::store::{StoredKind, StoredObject};
 
@@ -271,8 +271,10 @@ pub struct ClusterIndex {
     ingresses_by_backend: Postings,
     ingress_classes: BTreeMap<String, Shared<IngressClassInfo>>,
     http_routes: HashMap<ObjectKey, Shared<HttpRouteInfo>>,
-    /// HTTPRoutes by parent (`group/kind/namespace/name`) and hostname (`""`: no hostnames).
+    /// HTTPRoutes by parent (`group/kind/namespace/name`) and hostname as written (`""`: no
+    /// hostnames, and every route of a Service parent).
     http_routes_by_parent_host: Postings,
+    gateways: HashMap<ObjectKey, Shared<GatewayInfo>>,
     reference_grants: HashMap<String, BTreeMap<String, Shared<ReferenceGrantInfo>>>,
     namespaces: HashMap<String, Labels>,
     /// StatefulSets, DaemonSets and Argo Rollouts (one index per kind, in `WorkloadKind::ALL`
@@ -449,7 +451,7 @@ impl ClusterIndex {
     pub fn apply_http_route(&mut self, info: HttpRouteInfo) {
         self.delete_http_route(&info.key);
         for parent in &info.parents {
-            for hostname in info.hostname_keys() {
+            for hostname in info.hostname_keys_on(parent) {
                 self.http_routes_by_parent_host
                     .add(fingerprint(&[&parent.parent, hostname]), &info.key);
             }
@@ -461,12 +463,22 @@ impl ClusterIndex {
     pub fn delete_http_route(&mut self, key: &ObjectKey) {
         if let Some(old) = self.http_routes.remove(key) {
             for parent in &old.parents {
-                for hostname in old.hostname_keys() {
+                for hostname in old.hostname_keys_on(parent) {
                     self.http_routes_by_parent_host
                         .remove(fingerprint(&[&parent.parent, hostname]), key);
                 }
             }
         }
+    }
+
+    /// Adds or replaces a Gateway.
+    pub fn apply_gateway(&mut self, info: GatewayInfo) {
+        self.gateways.insert(info.key.clone(), Arc::new(info));
+    }
+
+    /// Removes a Gateway.
+    pub fn delete_gateway(&mut self, key: &ObjectKey) {
+        self.gateways.remove(key);
     }
 
     /// Adds or replaces a ReferenceGrant.
@@ -512,6 +524,7 @@ impl ClusterIndex {
             StoredObject::IngressClass(info) => self.apply_ingress_class(info),
             StoredObject::HttpRoute(info) => self.apply_http_route(info),
             StoredObject::ReferenceGrant(info) => self.apply_reference_grant(info),
+            StoredObject::Gateway(info) => self.apply_gateway(info),
             StoredObject::Namespace {
                 name,
                 labels,
@@ -532,6 +545,7 @@ impl ClusterIndex {
             StoredKind::IngressClass => self.delete_ingress_class(&key.name),
             StoredKind::HttpRoute => self.delete_http_route(key),
             StoredKind::ReferenceGrant => self.delete_reference_grant(key),
+            StoredKind::Gateway => self.delete_gateway(key),
             StoredKind::Namespace => self.delete_namespace(&key.name),
             StoredKind::StatefulSet | StoredKind::DaemonSet | StoredKind::Rollout => {
                 if let Some(workload) = kind.workload() {
@@ -586,6 +600,7 @@ impl ClusterIndex {
             StoredKind::ReferenceGrant => {
                 self.reference_grants = take(&mut other.reference_grants);
             }
+            StoredKind::Gateway => self.gateways = take(&mut other.gateways),
             StoredKind::Namespace => {
                 self.namespaces = take(&mut other.namespaces);
                 self.terminating_namespaces = take(&mut other.terminating_namespaces);
@@ -636,6 +651,7 @@ impl ClusterIndex {
             ingress_classes: self.ingress_classes.len(),
             http_routes: self.http_routes.len(),
             reference_grants: self.reference_grants.values().map(BTreeMap::len).sum(),
+            gateways: self.gateways.len(),
             namespaces: self.namespaces.len(),
             stateful_sets: self.workloads[WorkloadKind::StatefulSet.index()]
                 .objects
@@ -756,10 +772,18 @@ impl ClusterIndex {
             .flatten()
             .filter_map(|k| self.http_routes.get(k))
             // Postings are keyed by fingerprint: keep only what really attaches there.
-            .filter(|r| r.parents.iter().any(|p| p.parent == parent))
-            .filter(|r| r.hostname_keys().contains(&hostname))
+            .filter(|r| {
+                r.parents
+                    .iter()
+                    .any(|p| p.parent == parent && r.hostname_keys_on(p).contains(&hostname))
+            })
             .cloned()
             .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::gateway`].
+    pub fn gateway(&self, namespace: &str, name: &str) -> Option<Shared<GatewayInfo>> {
+        self.gateways.get(&ObjectKey::new(namespace, name)).cloned()
     }
 
     /// See [`crate::policy::view::ClusterView::ingress`].

@@ -19,8 +19,8 @@ use std::sync::Mutex;
 
 use crate::manifest::Document;
 use crate::policy::objects::{
-    DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey, PodInfo,
-    ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
+    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
+    PodInfo, ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
 };
 use crate::policy::view::{ClusterView, ObjectCounts, SyncStatus};
 use crate::store::{Store, StoredKind};
@@ -143,6 +143,7 @@ impl ClusterView for LayeredView<'_> {
             counts.http_routes += more.http_routes;
             counts.reference_grants += more.reference_grants;
             counts.namespaces += more.namespaces;
+            counts.gateways += more.gateways;
             counts.stateful_sets += more.stateful_sets;
             counts.daemon_sets += more.daemon_sets;
             counts.rollouts += more.rollouts;
@@ -239,6 +240,12 @@ impl ClusterView for LayeredView<'_> {
             |v| v.http_routes_sharing(parent, hostname),
             |r| r.key.clone(),
         )
+    }
+
+    fn gateway(&self, namespace: &str, name: &str) -> Option<Shared<GatewayInfo>> {
+        self.one(StoredKind::Gateway, ObjectKey::new(namespace, name), |v| {
+            v.gateway(namespace, name)
+        })
     }
 
     fn reference_grants(&self, namespace: &str) -> Vec<Shared<ReferenceGrantInfo>> {
@@ -390,6 +397,16 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": "x", "labels": {"team": "a"}}}),
                 |v| v.namespace_labels("x").is_some(),
+            ),
+            StoredKind::Gateway => (
+                json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                    "metadata": {"namespace": "shop", "name": "x"},
+                    "spec": {"gatewayClassName": "example",
+                        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
+                |v| {
+                    v.gateway("shop", "x")
+                        .is_some_and(|g| g.listeners.len() == 1)
+                },
             ),
             StoredKind::StatefulSet | StoredKind::DaemonSet => (
                 json!({"apiVersion": "apps/v1", "kind": kind.as_str(),

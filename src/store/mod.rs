@@ -23,8 +23,8 @@ use crate::manifest::{Document, ManifestError};
 use crate::policy::gateway::HttpRoute;
 
 use crate::policy::objects::{
-    DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey, PodInfo,
-    ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
+    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
+    PodInfo, ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
 };
 use crate::policy::view::{ClusterView, ObjectCounts, SyncStatus};
 
@@ -47,6 +47,8 @@ pub enum StoredKind {
     ReferenceGrant,
     /// v1 Namespace.
     Namespace,
+    /// gateway.networking.k8s.io Gateway (its listeners).
+    Gateway,
     /// apps/v1 StatefulSet.
     StatefulSet,
     /// apps/v1 DaemonSet.
@@ -59,7 +61,7 @@ pub enum StoredKind {
 
 impl StoredKind {
     /// Every kind, in a stable order.
-    pub const ALL: [StoredKind; 11] = [
+    pub const ALL: [StoredKind; 12] = [
         StoredKind::Deployment,
         StoredKind::Service,
         StoredKind::Ingress,
@@ -67,6 +69,7 @@ impl StoredKind {
         StoredKind::HttpRoute,
         StoredKind::ReferenceGrant,
         StoredKind::Namespace,
+        StoredKind::Gateway,
         StoredKind::StatefulSet,
         StoredKind::DaemonSet,
         StoredKind::Rollout,
@@ -83,6 +86,7 @@ impl StoredKind {
             StoredKind::HttpRoute => "HTTPRoute",
             StoredKind::ReferenceGrant => "ReferenceGrant",
             StoredKind::Namespace => "Namespace",
+            StoredKind::Gateway => "Gateway",
             StoredKind::StatefulSet => "StatefulSet",
             StoredKind::DaemonSet => "DaemonSet",
             StoredKind::Rollout => "Rollout",
@@ -101,6 +105,7 @@ impl StoredKind {
             ("gateway.networking.k8s.io", "HTTPRoute") => Some(StoredKind::HttpRoute),
             ("gateway.networking.k8s.io", "ReferenceGrant") => Some(StoredKind::ReferenceGrant),
             ("", "Namespace") => Some(StoredKind::Namespace),
+            ("gateway.networking.k8s.io", "Gateway") => Some(StoredKind::Gateway),
             ("apps", "StatefulSet") => Some(StoredKind::StatefulSet),
             ("apps", "DaemonSet") => Some(StoredKind::DaemonSet),
             ("argoproj.io", "Rollout") => Some(StoredKind::Rollout),
@@ -508,6 +513,8 @@ pub enum StoredObject {
     HttpRoute(HttpRouteInfo),
     /// A ReferenceGrant.
     ReferenceGrant(ReferenceGrantInfo),
+    /// A Gateway.
+    Gateway(GatewayInfo),
     /// A Namespace: only its labels and whether it is being deleted are read.
     Namespace {
         /// Name.
@@ -560,6 +567,9 @@ impl StoredObject {
             StoredKind::ReferenceGrant => {
                 StoredObject::ReferenceGrant(ReferenceGrantInfo::from_value(object, namespace))
             }
+            StoredKind::Gateway => {
+                StoredObject::Gateway(GatewayInfo::from_value(object, namespace))
+            }
             StoredKind::Namespace => StoredObject::Namespace {
                 name: name.to_owned(),
                 labels: object["metadata"]["labels"]
@@ -607,6 +617,7 @@ impl StoredObject {
             StoredObject::IngressClass(_) => StoredKind::IngressClass,
             StoredObject::HttpRoute(_) => StoredKind::HttpRoute,
             StoredObject::ReferenceGrant(_) => StoredKind::ReferenceGrant,
+            StoredObject::Gateway(_) => StoredKind::Gateway,
             StoredObject::Namespace { .. } => StoredKind::Namespace,
             StoredObject::Workload(info) => match info.kind {
                 WorkloadKind::StatefulSet => StoredKind::StatefulSet,
@@ -626,6 +637,7 @@ impl StoredObject {
             StoredObject::IngressClass(info) => ObjectKey::new("", info.name.clone()),
             StoredObject::HttpRoute(info) => info.key.clone(),
             StoredObject::ReferenceGrant(info) => info.key.clone(),
+            StoredObject::Gateway(info) => info.key.clone(),
             StoredObject::Namespace { name, .. } => ObjectKey::new("", name.clone()),
             StoredObject::Workload(info) => info.key.clone(),
             StoredObject::Pod(info) => info.key.clone(),
@@ -723,6 +735,10 @@ impl ClusterView for Store {
 
     fn reference_grants(&self, namespace: &str) -> Vec<Shared<ReferenceGrantInfo>> {
         self.read(|i| i.reference_grants(namespace))
+    }
+
+    fn gateway(&self, namespace: &str, name: &str) -> Option<Shared<GatewayInfo>> {
+        self.read(|i| i.gateway(namespace, name))
     }
 
     fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
@@ -1064,9 +1080,17 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                     parent: "gateway.networking.k8s.io/Gateway/gateways/public".into(),
                     section: None,
                     port: None,
+                    rejected: false,
                 }],
                 hostnames: vec![format!("{app}.example.com")],
-                matches: vec!["path PathPrefix \"/\"".into()],
+                matches: vec![crate::policy::objects::RouteMatch {
+                    requests: 1,
+                    action: i as u64,
+                }],
+            }));
+            index.apply(StoredObject::Gateway(GatewayInfo {
+                key: ObjectKey::new(namespace.clone(), app.clone()),
+                listeners: Vec::new(),
             }));
             index.apply(StoredObject::ReferenceGrant(ReferenceGrantInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),
@@ -1095,6 +1119,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                 http_routes: N,
                 reference_grants: N,
                 namespaces: N,
+                gateways: N,
                 ..ObjectCounts::default()
             }
         );
@@ -1112,6 +1137,17 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
         assert_eq!(index.ingresses_at("app-9999.example.com", "/").len(), 1);
         assert_eq!(index.ingresses_with_backend("ns-99", "app-9999").len(), 1);
         assert_eq!(index.reference_grants("ns-0").len(), N / 100);
+        assert!(index.gateway("ns-42", "app-4242").is_some());
+        assert!(index.gateway("ns-43", "app-4242").is_none());
+        assert_eq!(
+            index
+                .http_routes_sharing(
+                    "gateway.networking.k8s.io/Gateway/gateways/public",
+                    "app-4242.example.com"
+                )
+                .len(),
+            1
+        );
         assert_eq!(index.default_ingress_classes().len(), 1);
         assert_eq!(
             index.namespace_labels("namespace-9999"),

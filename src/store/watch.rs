@@ -26,8 +26,8 @@
 //! The webhook never calls the API server on the request path: rules only read the store.
 //! RBAC needed (least privilege): `list` and `watch` on deployments, statefulsets and daemonsets
 //! (apps), services, namespaces and pods (core), ingresses and ingressclasses
-//! (networking.k8s.io), httproutes and referencegrants (gateway.networking.k8s.io), rollouts
-//! (argoproj.io). Nothing else.
+//! (networking.k8s.io), httproutes, referencegrants and gateways (gateway.networking.k8s.io),
+//! rollouts (argoproj.io). Nothing else.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +47,7 @@ use tokio::task::JoinHandle;
 
 use crate::policy::gateway::HttpRoute;
 use crate::policy::objects::{
-    DeploymentInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, ObjectKey, PodInfo,
+    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, ObjectKey, PodInfo,
     ReferenceGrantInfo, ServiceInfo, WorkloadInfo,
 };
 use crate::store::{Store, StoredKind, StoredObject};
@@ -61,6 +61,9 @@ pub const HTTP_ROUTE_VERSIONS: &[&str] = &["v1", "v1beta1"];
 /// Versions tried for ReferenceGrant, newest first (the standard channel serves v1beta1; newer
 /// releases add v1).
 pub const REFERENCE_GRANT_VERSIONS: &[&str] = &["v1", "v1beta1"];
+
+/// Versions tried for Gateway, newest first (v1 since Gateway API v1.0; v1beta1 before).
+pub const GATEWAY_VERSIONS: &[&str] = &["v1", "v1beta1"];
 
 /// The API group of Argo Rollouts.
 pub const ARGO_ROLLOUTS_GROUP: &str = "argoproj.io";
@@ -177,14 +180,36 @@ pub fn spawn_watchers_with(
                 StoredObject::ReferenceGrant(ReferenceGrantInfo::from_value(&spec_only(grant), ""))
             },
         ),
+        spawn(
+            WatchedKind::crd(
+                typed(StoredKind::Gateway),
+                &client,
+                (GATEWAY_GROUP, "Gateway", "gateways"),
+                GATEWAY_VERSIONS,
+            ),
+            |gateway: DynamicObject| {
+                StoredObject::Gateway(GatewayInfo::from_value(&spec_only(gateway), ""))
+            },
+        ),
     ]
 }
 
-/// An HTTPRoute from a watch event as the store keeps it. The API server validated the route
-/// against its schema, so it parses; should a newer API version ever carry a field this reading
-/// rejects, the route is kept by name without attachments rather than dropped from the counts.
-fn http_route_from_watch(route: DynamicObject) -> StoredObject {
-    let value = spec_only(route);
+/// An HTTPRoute from a watch event as the store keeps it, `status.parents` included (a parentRef
+/// a controller rejected does not attach). The API server validated the route against its
+/// schema, so it parses; should a newer API version ever carry a field this reading rejects,
+/// the route is kept by name without attachments rather than dropped from the counts.
+fn http_route_from_watch(mut route: DynamicObject) -> StoredObject {
+    let parents = route
+        .data
+        .get_mut("status")
+        .and_then(|status| status.get_mut("parents"))
+        .map(Value::take);
+    let generation = route.metadata.generation;
+    let mut value = spec_only(route);
+    value["metadata"]["generation"] = json!(generation);
+    if let Some(parents) = parents {
+        value["status"] = json!({ "parents": parents });
+    }
     let typed = HttpRoute::deserialize(&value).unwrap_or_else(|_| HttpRoute {
         metadata: ObjectMeta::deserialize(&value["metadata"]).unwrap_or_default(),
         ..HttpRoute::default()
@@ -492,16 +517,27 @@ mod tests {
     }
 
     /// A watched route keeps what the shadowing check reads (creation time included, which
-    /// `spec_only` must carry); one this reading cannot parse is still kept by name.
+    /// `spec_only` must carry, and the controllers' verdicts per parentRef for the current
+    /// generation); one this reading cannot parse is still kept by name.
     #[test]
     fn http_routes_from_watch_events() {
+        let rejected = |observed: i64| {
+            json!({"parentRef": {"name": "internal", "namespace": "gateways", "sectionName": "http"},
+                "controllerName": "example.com/gateway",
+                "conditions": [{"type": "Accepted", "status": "False", "reason": "NoMatchingParent",
+                    "observedGeneration": observed}]})
+        };
         let route = dynamic(json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"namespace": "shop", "name": "web",
+            "metadata": {"namespace": "shop", "name": "web", "generation": 3,
                 "creationTimestamp": "2024-01-01T00:00:00Z", "managedFields": [{}]},
-            "spec": {"parentRefs": [{"name": "public", "namespace": "gateways"}],
+            "spec": {"parentRefs": [{"name": "public", "namespace": "gateways"},
+                    {"name": "internal", "namespace": "gateways", "sectionName": "http"}],
                 "hostnames": ["shop.example.com"], "rules": [{"backendRefs": []}]},
-            "status": {"parents": []}
+            "status": {"parents": [
+                {"parentRef": {"name": "public", "namespace": "gateways"},
+                    "conditions": [{"type": "Accepted", "status": "True", "observedGeneration": 3}]},
+                rejected(3)]}
         }));
         let StoredObject::HttpRoute(info) = http_route_from_watch(route) else {
             panic!("not an HTTPRoute")
@@ -512,8 +548,27 @@ mod tests {
             info.parents[0].parent,
             "gateway.networking.k8s.io/Gateway/gateways/public"
         );
+        assert!(!info.parents[0].rejected);
+        assert!(info.parents[1].rejected, "Accepted: False for generation 3");
         assert_eq!(info.hostnames, ["shop.example.com"]);
-        assert_eq!(info.matches, ["path PathPrefix \"/\""]);
+        assert_eq!(
+            info.matches.iter().map(|m| m.requests).collect::<Vec<_>>(),
+            [crate::policy::gateway::text_fingerprint(
+                "path PathPrefix \"/\""
+            )]
+        );
+
+        // A verdict about an older generation says nothing about the current spec.
+        let stale = dynamic(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"namespace": "shop", "name": "web", "generation": 4},
+            "spec": {"parentRefs": [{"name": "internal", "namespace": "gateways", "sectionName": "http"}]},
+            "status": {"parents": [rejected(3)]}
+        }));
+        let StoredObject::HttpRoute(info) = http_route_from_watch(stale) else {
+            panic!("not an HTTPRoute")
+        };
+        assert!(!info.parents[0].rejected);
 
         let unreadable = dynamic(json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",

@@ -75,6 +75,7 @@ EXPECTED_RBAC = {
     ("networking.k8s.io", "ingressclasses"),
     ("gateway.networking.k8s.io", "httproutes"),
     ("gateway.networking.k8s.io", "referencegrants"),
+    ("gateway.networking.k8s.io", "gateways"),
 }
 READ_VERBS = {"get", "list", "watch"}
 

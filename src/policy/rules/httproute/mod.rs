@@ -1,5 +1,5 @@
-//! The `httpRoute` rule: Gateway API HTTPRoute traffic splits, backend references and A/B
-//! matches.
+//! The `httpRoute` rule: Gateway API HTTPRoute traffic splits, backend references, attachment
+//! and A/B matches.
 //!
 //! Semantics from kubernetes-sigs/gateway-api apis/v1/httproute_types.go and shared_types.go:
 //! - `BackendRef.weight` is 0..=1000000, defaults to 1 (`+kubebuilder:default=1`, so the API
@@ -11,28 +11,38 @@
 //!   backendRefs are invalid and the rule has no filters, all matching traffic gets 500.
 //!   Conformance test HTTPRouteAllBackendsWeightZero (conformance/tests/
 //!   httproute-all-backends-weight-zero.go) expects 500 when every weight is 0.
+//! - A rule without backendRefs is valid: the conformance test HTTPRouteNoBackendRefs
+//!   (httproute-omitted-backendrefs.go) requires the route Accepted and expects 500 for the
+//!   requests it matches, unless a filter (a redirect) answers them.
 //! - `BackendObjectReference.port` is required for Services (CEL "Must have port for Service
 //!   reference").
+//! - Mesh routes (a Service parent, GEP-1294) may send traffic to backends in any namespace
+//!   without a ReferenceGrant: they augment a Service rather than expose it.
 //! - `HTTPHeaderMatch`/`HTTPQueryParamMatch`: type Exact (default) or RegularExpression (dialect
 //!   implementation-specific: RE2 for Envoy-based gateways, PCRE for others); value has
 //!   MinLength 1; of several entries with an equivalent (case-insensitive) header name only the
 //!   first is considered. There is no cookie match type: A/B by cookie is a match on the
 //!   `Cookie` header.
-//! - Precedence between routes (`HTTPRouteRule.matches`, `HTTPRouteSpec.hostnames`): the most
-//!   specific hostname, then the most specific match (Exact path, longest prefix, method, most
-//!   header and query matches); ties across routes go to the oldest route by creation
-//!   timestamp, then to the first by `namespace/name`. Two routes on a common listener with the
-//!   same hostname and an identical match therefore never share those requests: the newer
-//!   route's rule gets none of them, whatever its weights say.
+//! - Precedence between routes: see [`shadow`].
+//!
+//! Deny only what is certainly broken: what the route says by itself (weights, ports, matches,
+//! and a split an older route of its own namespace shadows). What another object of the same
+//! apply can fix (a Service, a ReferenceGrant, a Gateway listener created after the route, as
+//! `kubectl apply -f dir/` does in file-name order) is a warning saying what is missing.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod attach;
+mod shadow;
+
+use std::collections::BTreeMap;
 
 use crate::policy::config::{RuleSettings, Rules};
 use crate::policy::engine::{Context, RuleEntry};
 use crate::policy::finding::{EvalError, Finding, RulePhase, Severity};
 use crate::policy::gateway::{HttpBackendRef, HttpRoute, HttpRouteRule, HttpValueMatch};
-use crate::policy::objects::{HttpRouteInfo, PortRef};
+use crate::policy::objects::{HttpRouteInfo, PortRef, RouteParent};
 use crate::policy::view::{ClusterView, SyncStatus};
+
+use attach::{attach, Listeners};
 
 /// The rule's key under `rules`.
 pub const RULE: &str = "httpRoute";
@@ -41,6 +51,7 @@ pub const RULE: &str = "httpRoute";
 pub const CHECKS: &[&str] = &[
     "weightRange",
     "noTraffic",
+    "noBackends",
     "implicitWeight",
     "portRequired",
     "invalidBackend",
@@ -50,6 +61,7 @@ pub const CHECKS: &[&str] = &[
     "regexDialect",
     "cookieMatch",
     "ignoredMatch",
+    "notAttached",
     "shadowedMatch",
 ];
 
@@ -57,6 +69,15 @@ pub const CHECKS: &[&str] = &[
 pub const MAX_WEIGHT: i64 = 1_000_000;
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// The kinds the cross-object checks read.
+const READS: &[&str] = &[
+    "Service",
+    "HTTPRoute",
+    "ReferenceGrant",
+    "Gateway",
+    "Namespace",
+];
 
 /// The HTTPRoute rules.
 pub const RULES: &[RuleEntry<HttpRoute>] = &[RuleEntry {
@@ -86,124 +107,86 @@ pub fn evaluate(ctx: &Context<'_, HttpRoute>) -> Result<Vec<Finding>, EvalError>
             None => format!("rule {}", index + 1),
         })
         .collect();
-    // Matches need no other objects: judged even before the store has synced.
+    // What the route says by itself needs no other objects: judged even before the store has
+    // synced.
     let mut findings = Vec::new();
     for (label, rule) in labels.iter().zip(&route.spec.rules) {
         check_matches(label, rule, &mut findings);
+        check_weights(namespace, label, rule, &mut findings);
     }
-    if let SyncStatus::NotSynced(reason) = ctx.view.sync_status() {
+    if let SyncStatus::NotSynced(reason) = ctx.view.sync_status_for(READS) {
         return Err(EvalError::not_synced(reason, findings));
     }
-    for (label, rule) in labels.iter().zip(&route.spec.rules) {
-        check_backends(ctx.view, namespace, label, rule, &mut findings);
+    let mut me = HttpRouteInfo::from_route(route, namespace);
+    // The route's own status is about its previous spec (UPDATE) or empty (CREATE): judged by
+    // what the spec says now.
+    for parent in &mut me.parents {
+        parent.rejected = false;
     }
-    check_shadowed(
-        ctx.view,
-        &HttpRouteInfo::from_route(route, namespace),
-        &mut findings,
-    );
+    let attachments = check_attachment(ctx.view, &me, &mut findings);
+    // Mesh routes need no ReferenceGrant for backends in other namespaces (GEP-1294); a route
+    // that also has a Gateway parent does, for that Gateway.
+    let needs_grant = me.parents.is_empty() || me.parents.iter().any(|p| !p.is_service());
+    for (label, rule) in labels.iter().zip(&route.spec.rules) {
+        check_references(ctx.view, namespace, needs_grant, label, rule, &mut findings);
+    }
+    shadow::check_shadowed(ctx.view, route, &me, &attachments, &mut findings);
     Ok(findings)
 }
 
-/// Most hostname + match pairs named in one message.
-const MAX_LISTED: usize = 3;
-
-/// The Gateway API's tie-break between routes with identical matches: whether `a` takes the
-/// requests rather than `b`, and why. A route without a creation timestamp is being created
-/// (newest); manifests read by `check` have none at all, so the name decides there.
-fn precedence(a: &HttpRouteInfo, b: &HttpRouteInfo) -> (bool, &'static str) {
-    match (&a.created, &b.created) {
-        (Some(x), Some(y)) if x != y => (x < y, "by creation time"),
-        (Some(_), None) => (true, "by creation time"),
-        (None, Some(_)) => (false, "by creation time"),
-        _ => (
-            a.key.to_string() < b.key.to_string(),
-            "created at the same time, by namespace/name",
-        ),
-    }
-}
-
-/// `group/kind/namespace/name` as a message names it (`Gateway gateways/public`).
-fn display_parent(parent: &str) -> String {
-    let mut parts = parent.splitn(4, '/');
-    let (group, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (namespace, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if group == GATEWAY_GROUP || group.is_empty() {
-        format!("{kind} {namespace}/{name}")
-    } else {
-        format!("{kind}.{group} {namespace}/{name}")
-    }
-}
-
-/// Other routes on a listener this route also attaches to, with the same hostname and an
-/// identical match: per the precedence rules above only the older of the two gets those
-/// requests. Deny when this route is the one left without them (its split never runs); warn
-/// when this write takes them from the other route.
-fn check_shadowed(view: &dyn ClusterView, me: &HttpRouteInfo, findings: &mut Vec<Finding>) {
-    // (Other route, why) → (where, match) pairs, split by who wins.
-    let mut lost: BTreeMap<(String, &str), BTreeSet<String>> = BTreeMap::new();
-    let mut taken: BTreeMap<(String, &str), BTreeSet<String>> = BTreeMap::new();
-    for parent in &me.parents {
-        for hostname in me.hostname_keys() {
-            for other in view.http_routes_sharing(&parent.parent, hostname) {
-                if other.key == me.key || !other.parents.iter().any(|p| p.overlaps(parent)) {
-                    continue;
-                }
-                let host = if hostname.is_empty() {
-                    "any hostname".to_owned()
-                } else {
-                    format!("hostname {hostname}")
-                };
-                for shared in me.matches.iter().filter(|m| other.matches.contains(m)) {
-                    let place = format!("{} {host}: {shared}", display_parent(&parent.parent));
-                    let (other_wins, why) = precedence(&other, me);
-                    let side = if other_wins { &mut lost } else { &mut taken };
-                    side.entry((other.key.to_string(), why))
-                        .or_default()
-                        .insert(place);
-                }
-            }
-        }
-    }
-    let listed = |places: &BTreeSet<String>| {
-        let shown: Vec<&str> = places.iter().take(MAX_LISTED).map(String::as_str).collect();
-        match places.len().saturating_sub(MAX_LISTED) {
-            0 => shown.join("; "),
-            more => format!("{} and {more} more", shown.join("; ")),
-        }
-    };
-    for ((other, why), places) in &lost {
+/// `notAttached`: each parentRef known not to take the route (warn: the Gateway or Service may
+/// be the next object of the same apply). Returns the parents that do take it, with where.
+fn check_attachment<'a>(
+    view: &dyn ClusterView,
+    me: &'a HttpRouteInfo,
+    findings: &mut Vec<Finding>,
+) -> Vec<(&'a RouteParent, Listeners)> {
+    if me.parents.is_empty() {
         findings.push(finding(
-            "shadowedMatch",
-            Severity::Deny,
-            format!(
-                "HTTPRoute {other} has the identical match and comes first ({why}): {}; the \
-                 Gateway gives identical matches to the oldest route, so this route's rules \
-                 never receive those requests and their weights split nothing; put the split \
-                 into {other}, or make this route's matches differ (a header match for the \
-                 canary, a hostname)",
-                listed(places)
-            ),
-        ));
-    }
-    for ((other, why), places) in &taken {
-        findings.push(finding(
-            "shadowedMatch",
+            "notAttached",
             Severity::Warn,
-            format!(
-                "HTTPRoute {other} has the identical match and comes after this route ({why}): \
-                 {}; the Gateway sends those requests here, not to {other}'s backends",
-                listed(places)
-            ),
+            "the route has no parentRefs, so no Gateway or mesh serves it; add a parentRef to \
+             a Gateway (or to a Service, for a mesh route)"
+                .to_owned(),
         ));
     }
+    let mut attached = Vec::new();
+    for parent in &me.parents {
+        match attach(view, &me.key.namespace, &me.hostnames, parent) {
+            Ok(listeners) => attached.push((parent, listeners)),
+            Err(rejection) => findings.push(finding(
+                "notAttached",
+                Severity::Warn,
+                format!(
+                    "parentRef {}{} does not take the route ({}): {}; not served there until \
+                     that is fixed",
+                    shadow::display_parent(&parent.parent),
+                    section_and_port(parent),
+                    rejection.reason,
+                    rejection.detail,
+                ),
+            )),
+        }
+    }
+    attached
+}
+
+fn section_and_port(parent: &RouteParent) -> String {
+    let mut text = String::new();
+    if let Some(section) = &parent.section {
+        text.push_str(&format!(" sectionName {section}"));
+    }
+    if let Some(port) = parent.port {
+        text.push_str(&format!(" port {port}"));
+    }
+    text
 }
 
 /// Why a backendRef will not receive traffic, if it will not.
 enum Resolution {
     /// Looks fine.
     Valid,
-    /// The gateway answers 500 for its share; the text says why.
+    /// The gateway answers 500 for its share; the text says what is missing.
     Invalid(String),
     /// A kind this checker cannot look up; the gateway may or may not support it.
     Unknown(String),
@@ -223,15 +206,16 @@ fn display(reference: &HttpBackendRef, route_namespace: &str) -> String {
 fn resolve(
     view: &dyn ClusterView,
     route_namespace: &str,
+    needs_grant: bool,
     reference: &HttpBackendRef,
 ) -> Resolution {
     if !reference.is_service() {
         let group = reference.group.as_deref().unwrap_or("");
-        let kind = reference.kind.as_deref().unwrap_or("Service");
-        return Resolution::Unknown(format!("group {group:?} kind {kind}"));
+        let group = if group.is_empty() { "core" } else { group };
+        return Resolution::Unknown(format!("group {group}"));
     }
     let namespace = reference.namespace.as_deref().unwrap_or(route_namespace);
-    if namespace != route_namespace {
+    if needs_grant && namespace != route_namespace {
         let permitted = view.reference_grants(namespace).iter().any(|grant| {
             grant.permits(
                 GATEWAY_GROUP,
@@ -280,22 +264,35 @@ fn percent(weight: i64, total: i64) -> f64 {
     weight as f64 * 100.0 / total as f64
 }
 
-fn check_backends(
-    view: &dyn ClusterView,
-    namespace: &str,
-    label: &str,
-    rule: &HttpRouteRule,
-    findings: &mut Vec<Finding>,
-) {
+/// The rule's split as `backend share%, ...`.
+fn shares(refs: &[&HttpBackendRef], namespace: &str, total: i64) -> String {
+    refs.iter()
+        .map(|r| {
+            format!(
+                "{} {:.1}%",
+                display(r, namespace),
+                percent(r.effective_weight(), total)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a rule's backendRefs say by themselves: no backends (`noBackends`), weights out of
+/// range (`weightRange`) or all zero (`noTraffic`), omitted weights (`implicitWeight`),
+/// Service references without a port (`portRequired`) and one backend twice
+/// (`duplicateBackend`). Nothing another object could change, so the denials are certain.
+fn check_weights(namespace: &str, label: &str, rule: &HttpRouteRule, findings: &mut Vec<Finding>) {
     let refs = &rule.backend_refs;
     if refs.is_empty() {
-        if rule.filters.is_empty() {
+        if !rule.filters.iter().any(|f| f.may_answer()) {
             findings.push(finding(
-                "noTraffic",
-                Severity::Deny,
+                "noBackends",
+                Severity::Warn,
                 format!(
-                    "{label} has neither backendRefs nor filters: the gateway answers every \
-                     matching request with 500; add a backendRef"
+                    "{label} has no backendRefs and no filter that answers (such as \
+                     RequestRedirect): the gateway answers its matching requests with 500; add a \
+                     backendRef, unless the 500 is meant"
                 ),
             ));
         }
@@ -318,19 +315,6 @@ fn check_backends(
         return;
     }
     let total: i64 = refs.iter().map(HttpBackendRef::effective_weight).sum();
-    let shares = |refs: &[&HttpBackendRef]| -> String {
-        refs.iter()
-            .map(|r| {
-                format!(
-                    "{} {:.1}%",
-                    display(r, namespace),
-                    percent(r.effective_weight(), total)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-
     if total == 0 {
         findings.push(finding(
             "noTraffic",
@@ -357,15 +341,12 @@ fn check_backends(
             Severity::Warn,
             format!(
                 "{label}: weights are proportions and an omitted weight is 1, so the split is {}",
-                shares(&all)
+                shares(&all, namespace, total)
             ),
         ));
     }
 
-    let mut receiving_valid = false;
-    let mut invalid_weighted = Vec::new();
     for reference in refs {
-        let weight = reference.effective_weight();
         if reference.is_service() && reference.port.is_none() {
             findings.push(finding(
                 "portRequired",
@@ -378,57 +359,6 @@ fn check_backends(
                 ),
             ));
         }
-        match resolve(view, namespace, reference) {
-            Resolution::Valid => receiving_valid |= weight > 0,
-            Resolution::Unknown(what) => {
-                receiving_valid |= weight > 0;
-                if weight > 0 {
-                    findings.push(finding(
-                        "invalidBackend",
-                        Severity::Warn,
-                        format!(
-                            "{label}: backendRef {} ({what}) cannot be checked; if the gateway \
-                             does not support it, {:.1}% of requests get 500",
-                            display(reference, namespace),
-                            percent(weight, total)
-                        ),
-                    ));
-                }
-            }
-            Resolution::Invalid(why) => {
-                if weight > 0 {
-                    invalid_weighted.push(reference);
-                    let check = if why.contains("RefNotPermitted") {
-                        "crossNamespace"
-                    } else {
-                        "invalidBackend"
-                    };
-                    // Port-less Services are already reported (deny) above.
-                    if reference.port.is_some() || !reference.is_service() {
-                        findings.push(finding(
-                            check,
-                            Severity::Warn,
-                            format!(
-                                "{label}: {why}: the gateway answers 500 for its {:.1}% share; \
-                                 traffic is not moved to the other backends",
-                                percent(weight, total)
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    if !receiving_valid {
-        findings.push(finding(
-            "noTraffic",
-            Severity::Deny,
-            format!(
-                "{label}: no backend with weight above 0 is valid ({}): the gateway answers every \
-                 matching request with 500",
-                shares(&invalid_weighted)
-            ),
-        ));
     }
 
     // The same Service and port twice: the shares add up, which is rarely what a split meant.
@@ -452,6 +382,86 @@ fn check_backends(
                 ),
             ));
         }
+    }
+}
+
+/// What a rule's backendRefs refer to: Services that do not exist or lack the port
+/// (`invalidBackend`), backends in another namespace without a ReferenceGrant
+/// (`crossNamespace`), and a rule none of whose weighted backends resolves (`noTraffic`). All
+/// warnings: the Service or the grant may be the next object of the same apply.
+fn check_references(
+    view: &dyn ClusterView,
+    namespace: &str,
+    needs_grant: bool,
+    label: &str,
+    rule: &HttpRouteRule,
+    findings: &mut Vec<Finding>,
+) {
+    let refs = &rule.backend_refs;
+    let total: i64 = refs.iter().map(HttpBackendRef::effective_weight).sum();
+    // Judged by check_weights: nothing to resolve, or nothing receives traffic anyway.
+    if refs.is_empty()
+        || total == 0
+        || refs
+            .iter()
+            .any(|r| !(0..=MAX_WEIGHT).contains(&r.effective_weight()))
+    {
+        return;
+    }
+    let mut receiving_valid = false;
+    let mut unresolved = Vec::new();
+    for reference in refs {
+        let weight = reference.effective_weight();
+        match resolve(view, namespace, needs_grant, reference) {
+            Resolution::Valid => receiving_valid |= weight > 0,
+            Resolution::Unknown(what) => {
+                receiving_valid |= weight > 0;
+                if weight > 0 {
+                    findings.push(finding(
+                        "invalidBackend",
+                        Severity::Warn,
+                        format!(
+                            "{label}: backendRef {} ({what}) is a kind only some gateways \
+                             support; elsewhere (InvalidKind) its {:.1}% share gets 500",
+                            display(reference, namespace),
+                            percent(weight, total)
+                        ),
+                    ));
+                }
+            }
+            Resolution::Invalid(why) => {
+                // Port-less Services are reported (deny) by check_weights.
+                if weight == 0 || (reference.port.is_none() && reference.is_service()) {
+                    continue;
+                }
+                let check = if why.contains("RefNotPermitted") {
+                    "crossNamespace"
+                } else {
+                    "invalidBackend"
+                };
+                unresolved.push(display(reference, namespace));
+                findings.push(finding(
+                    check,
+                    Severity::Warn,
+                    format!(
+                        "{label}: {why}; its {:.1}% share gets 500 until that is fixed (the \
+                         gateway does not move it to the other backends)",
+                        percent(weight, total)
+                    ),
+                ));
+            }
+        }
+    }
+    if !receiving_valid && !unresolved.is_empty() {
+        findings.push(finding(
+            "noTraffic",
+            Severity::Warn,
+            format!(
+                "{label}: no weighted backend resolves yet ({}), so every matching request gets \
+                 500; create what the other warnings name, before the route or in the same apply",
+                unresolved.join(", ")
+            ),
+        ));
     }
 }
 
@@ -601,7 +611,7 @@ mod tests {
     /// `namespace/name` when the creation times are equal or unknown (manifests).
     #[test]
     fn precedence_between_identical_matches() {
-        use super::{display_parent, precedence};
+        use super::shadow::{display_parent, precedence};
         use crate::policy::objects::{HttpRouteInfo, ObjectKey};
         let route = |name: &str, created: Option<&str>| HttpRouteInfo {
             key: ObjectKey::new("shop", name),
@@ -695,14 +705,14 @@ mod tests {
                 vec![],
                 json!([{"backendRefs": [backend("web-v1", Some(90)), backend("web-v9", Some(10))]}]),
                 true,
-                "500 for its 10.0% share",
+                "its 10.0% share gets 500",
             ),
             (
                 "only backend missing",
                 vec![],
                 json!([{"backendRefs": [backend("web-v9", Some(1))]}]),
-                false,
-                "httpRoute.noTraffic",
+                true,
+                "no weighted backend resolves yet (shop/web-v9:8080)",
             ),
             (
                 "no port",
@@ -770,8 +780,8 @@ mod tests {
                 "no backends no filters",
                 vec![],
                 json!([{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]),
-                false,
-                "neither backendRefs nor filters",
+                true,
+                "httpRoute.noBackends",
             ),
             (
                 "redirect only",
