@@ -298,7 +298,7 @@ fn cross_object_rules_see_the_other_manifests() {
     assert_eq!(orphan.status.code(), Some(0), "{text}\n{}", stderr(&orphan));
     assert!(text.contains("Ingress shop/web-canary: ALLOWED"), "{text}");
     assert!(
-        text.contains("ingressCanary.missingMain: no main Ingress of class nginx for shop.example.com/checkout (Prefix) yet"),
+        text.contains("ingressCanary.missingMain: no main (class nginx) for shop.example.com/checkout (Prefix) yet"),
         "{text}"
     );
 
@@ -309,6 +309,35 @@ fn cross_object_rules_see_the_other_manifests() {
     assert_eq!(docs.status.code(), Some(0), "{text}\n{}", stderr(&docs));
     assert!(text.contains("Ingress shop/canary: ALLOWED"), "{text}");
     assert!(!text.contains("ingressCanary"), "{text}");
+}
+
+/// ingress-nginx's own canary e2e scenarios (rebuilt in tests/fixtures/check/ingress-nginx-e2e):
+/// each works in ingress-nginx, so nothing is denied; the side effects worth knowing are warned.
+#[test]
+fn ingress_nginx_e2e_scenarios_are_never_denied() {
+    let output = check(&["-f", "tests/fixtures/check/ingress-nginx-e2e"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}\n{}", stderr(&output));
+    let canary_warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("warning: rollout-guard ingressCanary."))
+        .collect();
+    for expected in [
+        "ingressCanary.header: both canary-by-header-value and canary-by-header-pattern",
+        "ingressCanary.noRouting",
+        "ingressCanary.weight: canary-weight 100 is at least the total 100",
+        "ingressCanary.weight: canary-weight 1000 is at least the total 1000",
+        "ingressCanary.sessionAffinity: main Ingress e2e-affinity/foo",
+        "ingressCanary.defaultBackend",
+        "ingressCanary.missingMain: no main (class nginx) for foo.e2e-other-domain.example/",
+        "ingressCanary.missingMain: no main (class nginx) for foo.e2e-two-paths.example/foo (Prefix), foo.e2e-two-paths.example/bar (Prefix)",
+    ] {
+        assert!(
+            canary_warnings.iter().any(|w| w.contains(expected)),
+            "no warning {expected:?} in:\n{text}"
+        );
+    }
+    assert_eq!(canary_warnings.len(), 8, "{canary_warnings:#?}");
 }
 
 /// Ingresses in the v1beta1 API versions removed in Kubernetes 1.22 are named as such and not

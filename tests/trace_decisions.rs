@@ -278,7 +278,7 @@ fn replayed_traces_deny_only_what_is_broken() {
         orphan_canary
             .warnings
             .iter()
-            .any(|w| w.contains("ingressCanary.missingMain: no main Ingress of class nginx")),
+            .any(|w| w.contains("ingressCanary.missingMain: no main (class nginx) for")),
         "{:?}",
         orphan_canary.warnings
     );

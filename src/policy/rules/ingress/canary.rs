@@ -469,9 +469,9 @@ impl Checker<'_> {
                 "defaultBackend",
                 Severity::Warn,
                 format!(
-                    "only spec.defaultBackend: ingress-nginx merges it into the catch-all server \
-                     only (requests matching no host, if a main of class {class} sets a backend \
-                     there); copy the main's host and path into rules (Service {})",
+                    "only spec.defaultBackend ({}): ingress-nginx merges it into the catch-all \
+                     server only (requests matching no host, where a main of class {class} sets a \
+                     backend); give it the main's host and path",
                     backend.service
                 ),
             ));
@@ -644,9 +644,9 @@ impl Checker<'_> {
                 "missingMain",
                 Severity::Warn,
                 format!(
-                    "no main Ingress of class {class} for {} yet: ingress-nginx drops canary \
-                     backend {canary_upstream}{disabled} (no traffic) until a main with that host, \
-                     path and pathType exists",
+                    "no main (class {class}) for {} yet: canary backend \
+                     {canary_upstream}{disabled} gets no traffic until a main Ingress with that \
+                     host, path and pathType exists",
                     list(locations)
                 ),
             ));
