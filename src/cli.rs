@@ -100,8 +100,9 @@ pub struct ServeArgs {
     #[arg(long, value_enum, env = "ROLLOUT_GUARD_API_AUTH")]
     pub api_auth: Option<crate::server::auth::ApiAuthMode>,
     /// PEM CA bundle that signs the API's client certificates (for `--api-auth client-cert` or
-    /// `any`). The TLS handshake asks for a certificate but does not require one, so the API
-    /// server's admission calls work unchanged.
+    /// `any`). The TLS handshake asks for a certificate but neither requires one nor refuses
+    /// one this CA did not sign, so admission calls (with or without a certificate of their
+    /// own) work unchanged; the API answers such a certificate with 401 and the reason.
     #[arg(long)]
     pub api_client_ca: Option<PathBuf>,
     /// How long a TokenReview's answer is reused for the same token, in seconds (rejections at

@@ -26,6 +26,8 @@ use rollout_guard::store::Store;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
+mod common;
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -333,42 +335,6 @@ async fn policies_and_the_description_are_served() {
     .unwrap();
 }
 
-/// A fake API server that answers TokenReviews: `good-token` is a pipeline's service account,
-/// anything else is not authenticated. Counts the reviews.
-async fn fake_api_server(reviews: Arc<AtomicUsize>) -> String {
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        "/apis/authentication.k8s.io/v1/tokenreviews",
-        post(move |body: axum::Json<Value>| {
-            let reviews = Arc::clone(&reviews);
-            async move {
-                reviews.fetch_add(1, Ordering::SeqCst);
-                let token = body["spec"]["token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                let status = if token == "good-token" {
-                    json!({"authenticated": true, "user": {
-                        "username": "system:serviceaccount:ci:deployer",
-                        "groups": ["system:serviceaccounts", "system:serviceaccounts:ci"]}})
-                } else {
-                    json!({"authenticated": false, "error": "invalid bearer token"})
-                };
-                axum::Json(
-                    json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                    "metadata": {}, "spec": body["spec"], "status": status}),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
-}
-
 fn token_auth(url: &str) -> ApiAuth {
     let config = kube::Config::new(url.parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
@@ -380,7 +346,7 @@ fn token_auth(url: &str) -> ApiAuth {
 async fn bearer_tokens_are_checked_with_a_token_review() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let reviews = Arc::new(AtomicUsize::new(0));
-    let url = fake_api_server(Arc::clone(&reviews)).await;
+    let url = common::fake_token_review_server(Arc::clone(&reviews)).await;
     let state = state(Arc::new(Store::offline()), token_auth(&url), 0);
     let request = |token: Option<&str>| {
         let mut builder = Request::post("/v1/evaluate?cluster=manifests")
@@ -412,7 +378,7 @@ async fn bearer_tokens_are_checked_with_a_token_review() {
     );
 
     for _ in 0..3 {
-        let (status, _, body) = call(&state, request(Some("good-token"))).await;
+        let (status, _, body) = call(&state, request(Some(common::GOOD_TOKEN))).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         // The evaluation runs as the caller, as the webhook would see its apply.
         assert_eq!(
@@ -471,7 +437,7 @@ async fn an_unreachable_api_server_is_a_503_not_a_pass() {
 #[tokio::test]
 async fn admission_needs_no_api_credentials() {
     let reviews = Arc::new(AtomicUsize::new(0));
-    let url = fake_api_server(Arc::clone(&reviews)).await;
+    let url = common::fake_token_review_server(Arc::clone(&reviews)).await;
     let state = state(Arc::new(Store::offline()), token_auth(&url), 1);
     let review = read("examples/reviews/deployment-create.json");
     for _ in 0..3 {

@@ -117,9 +117,20 @@ struct Server {
 impl Server {
     /// Starts `serve` on OS-chosen ports with `args` and waits for `/readyz`.
     async fn start(dir: &TempDir, args: &[&str]) -> Self {
+        Self::start_with_kubeconfig(dir, args, Path::new("/nonexistent")).await
+    }
+
+    /// [`Server::start`] with `KUBECONFIG` naming `kubeconfig`.
+    async fn start_with_kubeconfig(dir: &TempDir, args: &[&str], kubeconfig: &Path) -> Self {
         let mut all: Vec<&OsStr> = vec!["--namespace".as_ref(), NAMESPACE.as_ref()];
         all.extend(args.iter().map(OsStr::new));
-        let process = ServeProcess::spawn(BIN, dir.path("server.log"), &all, POLL_LIMIT);
+        let process = ServeProcess::spawn_with_kubeconfig(
+            BIN,
+            dir.path("server.log"),
+            &all,
+            kubeconfig,
+            POLL_LIMIT,
+        );
         let server = Self {
             admission: process.admission,
             admin: process.admin,
@@ -209,6 +220,11 @@ impl Server {
 /// A fresh client (no pooled connections) trusting only `cas`, resolving the Service name to
 /// the server, reporting the peer certificate.
 fn client(server: &Server, cas: &[&Path]) -> reqwest::Client {
+    client_builder(server, cas).build().unwrap()
+}
+
+/// What [`client`] builds, to add to.
+fn client_builder(server: &Server, cas: &[&Path]) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .tls_built_in_root_certs(false)
         .resolve(HOST, server.admission)
@@ -218,7 +234,7 @@ fn client(server: &Server, cas: &[&Path]) -> reqwest::Client {
         let pem = std::fs::read(ca).unwrap();
         builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
     }
-    builder.build().unwrap()
+    builder
 }
 
 fn leaf_der(cert_pem: &Path) -> Vec<u8> {
@@ -914,4 +930,411 @@ async fn serve_objects_feeds_cross_object_rules_over_https() {
     assert_eq!(delete["allowed"], false, "{delete}");
     let message = delete["status"]["message"].as_str().unwrap();
     assert!(message.contains("ingressCanary.mainRemoved"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The evaluation API's client certificates, end to end.
+// ---------------------------------------------------------------------------------------------
+
+/// A CA that signs API client certificates (what an operator's cert-manager Issuer would be),
+/// its PEM written to `ca_file` for `--api-client-ca`.
+struct ClientCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    ca_file: std::path::PathBuf,
+}
+
+impl ClientCa {
+    fn new(name: &str, ca_file: std::path::PathBuf) -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        std::fs::write(&ca_file, params.self_signed(&key).unwrap().pem()).unwrap();
+        Self {
+            issuer: rcgen::Issuer::new(params, key),
+            ca_file,
+        }
+    }
+
+    /// A client certificate (and its key, as reqwest takes them) for `subject`.
+    fn issue(&self, subject: &ClientSubject) -> reqwest::Identity {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        // Not rcgen's default subject (CN=rcgen self signed cert).
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(user) = subject.common_name {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, user);
+        }
+        // One O attribute per group, as `openssl req -subj "/CN=u/O=a/O=b"` writes them. rcgen
+        // keeps one value per type, so the second is the same OID (2.5.4.10) spelled as a
+        // custom type (and a third cannot be made).
+        assert!(subject.organizations.len() <= 2);
+        let types = [
+            rcgen::DnType::OrganizationName,
+            rcgen::DnType::CustomDnType(vec![2, 5, 4, 10]),
+        ];
+        for (organization, group) in types.into_iter().zip(subject.organizations) {
+            params.distinguished_name.push(organization, *group);
+        }
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![subject.usage.clone()];
+        if subject.expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        reqwest::Identity::from_pem(format!("{}{}", cert.pem(), key.serialize_pem()).as_bytes())
+            .unwrap()
+    }
+}
+
+/// Who a client certificate names and how it is made.
+struct ClientSubject {
+    common_name: Option<&'static str>,
+    organizations: &'static [&'static str],
+    usage: rcgen::ExtendedKeyUsagePurpose,
+    expired: bool,
+}
+
+/// The pipeline's certificate: user `ci-pipeline`, groups `release-team` and `deployers`.
+const PIPELINE: ClientSubject = ClientSubject {
+    common_name: Some("ci-pipeline"),
+    organizations: &["release-team", "deployers"],
+    usage: rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    expired: false,
+};
+
+/// A client of the admission port trusting the serving CA, presenting `identity` if any.
+fn api_client(server: &Server, ca: &Path, identity: Option<reqwest::Identity>) -> reqwest::Client {
+    let builder = client_builder(server, &[ca]);
+    match identity {
+        Some(identity) => builder.identity(identity),
+        None => builder,
+    }
+    .build()
+    .unwrap()
+}
+
+/// `POST /v1/evaluate?cluster=manifests` of one Deployment, with `token` as bearer if any:
+/// the status and the JSON answer.
+async fn evaluate_over_tls(
+    client: &reqwest::Client,
+    server: &Server,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let manifest =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n\
+                    spec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    \
+                    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        \
+                    - {name: web, image: 'nginx:1.27'}\n";
+    let mut request = client
+        .post(server.url("/v1/evaluate?cluster=manifests"))
+        .header("content-type", "application/yaml")
+        .body(manifest);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", server.logs()));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Both admission endpoints answer `client`'s review: the API's authentication is not theirs.
+async fn assert_admission_answers(client: &reqwest::Client, server: &Server, caller: &str) {
+    for endpoint in ["/mutate", "/validate"] {
+        let uid = format!("{caller}{endpoint}");
+        let response = client
+            .post(server.url(endpoint))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&deployment_create(&uid)).unwrap())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{caller}: {endpoint}: {e:?}\n{}", server.logs()));
+        assert_eq!(response.status(), 200, "{caller}: {endpoint}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["response"]["uid"],
+            uid.as_str(),
+            "{caller}: {endpoint}"
+        );
+    }
+}
+
+/// How an API call should end: 200 as `user` with `groups`, or 401 saying `says`.
+enum Expect {
+    As(&'static str, &'static [&'static str]),
+    Refused(&'static str),
+}
+
+/// One caller of the API: a certificate from `ca` (if any) and a bearer token (if any).
+struct Caller {
+    name: &'static str,
+    certificate: Option<(&'static str, ClientSubject)>,
+    token: Option<&'static str>,
+    expect: Expect,
+}
+
+/// Runs every caller against `server`: the API answers as expected, and the admission
+/// endpoints answer them all. Returns how many were refused.
+async fn run_callers(
+    server: &Server,
+    serving_ca: &Path,
+    cas: &[(&str, &ClientCa)],
+    callers: Vec<Caller>,
+) -> u64 {
+    let mut refused = 0;
+    for caller in callers {
+        let identity = caller.certificate.as_ref().map(|(ca, subject)| {
+            let (_, ca) = cas.iter().find(|(name, _)| name == ca).unwrap();
+            ca.issue(subject)
+        });
+        let client = api_client(server, serving_ca, identity);
+        let (status, body) = evaluate_over_tls(&client, server, caller.token).await;
+        match caller.expect {
+            Expect::As(user, groups) => {
+                assert_eq!(status, 200, "{}: {body}\n{}", caller.name, server.logs());
+                assert_eq!(body["user"]["username"], user, "{}: {body}", caller.name);
+                assert_eq!(body["user"]["groups"], json!(groups), "{}", caller.name);
+                assert_eq!(body["objects"][0]["kind"], "Deployment", "{}", caller.name);
+            }
+            Expect::Refused(says) => {
+                refused += 1;
+                assert_eq!(status, 401, "{}: {body}", caller.name);
+                let error = body["error"].as_str().unwrap_or_default();
+                assert!(error.contains(says), "{}: {error}", caller.name);
+            }
+        }
+        assert_admission_answers(&client, server, caller.name).await;
+    }
+    refused
+}
+
+/// `--api-auth client-cert`: a certificate the configured CA signed names the caller (CN the
+/// user, O the groups, as Kubernetes reads them); anything else is a 401 that says why, not a
+/// TLS alert, so the admission endpoints on the same port keep answering every client.
+#[tokio::test]
+async fn api_client_certificates_name_the_caller_and_never_block_admission() {
+    let dir = TempDir::new("http-client-cert");
+    generate_certs(&dir.0);
+    let serving_ca = dir.path("ca.pem");
+    let client_ca = ClientCa::new("pipelines CA", dir.path("client-ca.pem"));
+    let other_ca = ClientCa::new("someone else's CA", dir.path("other-ca.pem"));
+    let server = Server::start_with_certs_in(
+        &dir,
+        &[
+            "--api-auth",
+            "client-cert",
+            "--api-client-ca",
+            client_ca.ca_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let callers = vec![
+        Caller {
+            name: "pipeline",
+            certificate: Some(("client", PIPELINE)),
+            token: None,
+            expect: Expect::As("ci-pipeline", &["release-team", "deployers"]),
+        },
+        Caller {
+            name: "other-ca",
+            certificate: Some(("other", PIPELINE)),
+            token: None,
+            expect: Expect::Refused("not signed by the API's client CA"),
+        },
+        Caller {
+            name: "expired",
+            certificate: Some((
+                "client",
+                ClientSubject {
+                    expired: true,
+                    ..PIPELINE
+                },
+            )),
+            token: None,
+            expect: Expect::Refused("expired"),
+        },
+        Caller {
+            name: "server-usage",
+            certificate: Some((
+                "client",
+                ClientSubject {
+                    usage: ServerAuth,
+                    ..PIPELINE
+                },
+            )),
+            token: None,
+            expect: Expect::Refused("not issued for client authentication"),
+        },
+        Caller {
+            name: "no-common-name",
+            certificate: Some((
+                "client",
+                ClientSubject {
+                    common_name: None,
+                    organizations: &["release-team"],
+                    usage: ClientAuth,
+                    expired: false,
+                },
+            )),
+            token: None,
+            expect: Expect::Refused("no subject common name"),
+        },
+        Caller {
+            name: "no-certificate",
+            certificate: None,
+            token: None,
+            expect: Expect::Refused("present a client certificate"),
+        },
+        Caller {
+            name: "token-only",
+            certificate: None,
+            token: Some(common::GOOD_TOKEN),
+            expect: Expect::Refused("present a client certificate"),
+        },
+    ];
+    let refused = run_callers(
+        &server,
+        &serving_ca,
+        &[("client", &client_ca), ("other", &other_ca)],
+        callers,
+    )
+    .await;
+
+    // The policies need the certificate too; the description does not.
+    let pipeline = api_client(&server, &serving_ca, Some(client_ca.issue(&PIPELINE)));
+    let anonymous = api_client(&server, &serving_ca, None);
+    for (client, path, status) in [
+        (&pipeline, "/v1/policies", 200),
+        (&anonymous, "/v1/policies", 401),
+        (&anonymous, "/v1/openapi.json", 200),
+    ] {
+        let response = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+    }
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "rollout_guard_bad_requests_total{reason=\"unauthenticated\"}"
+        ),
+        Some(refused + 1),
+        "{metrics}"
+    );
+    // No handshake failed: every refusal was an answer.
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "rollout_guard_bad_requests_total{reason=\"tls_handshake\"}"
+        ),
+        Some(0),
+        "{metrics}"
+    );
+}
+
+/// `--api-auth any`: a certificate from the CA or a bearer token (checked with a TokenReview
+/// against the API server the kubeconfig names) is enough; a valid token wins over a refused
+/// certificate, as in the API server's own union of authenticators.
+#[tokio::test]
+async fn api_any_mode_takes_a_certificate_or_a_token() {
+    let dir = TempDir::new("http-client-any");
+    generate_certs(&dir.0);
+    let serving_ca = dir.path("ca.pem");
+    let client_ca = ClientCa::new("pipelines CA", dir.path("client-ca.pem"));
+    let other_ca = ClientCa::new("someone else's CA", dir.path("other-ca.pem"));
+    let reviews = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let api_server = common::fake_token_review_server(Arc::clone(&reviews)).await;
+    let kubeconfig = dir.path("kubeconfig");
+    common::kubeconfig_for(&api_server, &kubeconfig);
+    let objects = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/check/canary-pair/services.yaml");
+    let server = Server::start_with_kubeconfig(
+        &dir,
+        &[
+            "--tls-cert",
+            dir.path("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            dir.path("tls.key").to_str().unwrap(),
+            "--api-auth",
+            "any",
+            "--api-client-ca",
+            client_ca.ca_file.to_str().unwrap(),
+            // The cluster state from a file: the fake API server only answers TokenReviews.
+            "--objects",
+            objects.to_str().unwrap(),
+        ],
+        &kubeconfig,
+    )
+    .await;
+    const SERVICE_ACCOUNT: Expect = Expect::As(
+        "system:serviceaccount:ci:deployer",
+        &["system:serviceaccounts", "system:serviceaccounts:ci"],
+    );
+    let callers = vec![
+        Caller {
+            name: "certificate",
+            certificate: Some(("client", PIPELINE)),
+            token: None,
+            expect: Expect::As("ci-pipeline", &["release-team", "deployers"]),
+        },
+        Caller {
+            name: "token",
+            certificate: None,
+            token: Some(common::GOOD_TOKEN),
+            expect: SERVICE_ACCOUNT,
+        },
+        Caller {
+            name: "bad-token",
+            certificate: None,
+            token: Some("stolen"),
+            expect: Expect::Refused("invalid bearer token"),
+        },
+        Caller {
+            name: "refused-certificate-and-token",
+            certificate: Some(("other", PIPELINE)),
+            token: Some(common::GOOD_TOKEN),
+            expect: SERVICE_ACCOUNT,
+        },
+        Caller {
+            name: "refused-certificate-and-bad-token",
+            certificate: Some(("other", PIPELINE)),
+            token: Some("stolen"),
+            expect: Expect::Refused("not signed by the API's client CA"),
+        },
+        Caller {
+            name: "refused-certificate",
+            certificate: Some(("other", PIPELINE)),
+            token: None,
+            expect: Expect::Refused("not signed by the API's client CA"),
+        },
+        Caller {
+            name: "nothing",
+            certificate: None,
+            token: None,
+            expect: Expect::Refused("or Authorization: Bearer"),
+        },
+    ];
+    run_callers(
+        &server,
+        &serving_ca,
+        &[("client", &client_ca), ("other", &other_ca)],
+        callers,
+    )
+    .await;
+    assert!(
+        reviews.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "tokens were checked with TokenReviews"
+    );
 }

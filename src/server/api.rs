@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::evaluate::{evaluate, Cluster, Decision, Options};
 use crate::manifest::parse_text;
-use crate::server::auth::{ApiAuth, AuthError, ClientCertIdentity};
+use crate::server::auth::{ApiAuth, AuthError, ClientCertificate};
 use crate::server::routes::{check_declared_length, reject, ApiError, AppState};
 
 /// The OpenAPI 3.1 description of this API, served at `/v1/openapi.json`.
@@ -88,8 +88,8 @@ fn admit_caller(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let certificate: Option<ClientCertIdentity> =
-        request.extensions().get::<ClientCertIdentity>().cloned();
+    let certificate: Option<ClientCertificate> =
+        request.extensions().get::<ClientCertificate>().cloned();
     async move {
         if let Some(wait) = limited {
             return Err(ApiError::RateLimited {
@@ -103,7 +103,7 @@ fn admit_caller(
 async fn authenticate(
     api: &ApiState,
     authorization: Option<String>,
-    certificate: Option<ClientCertIdentity>,
+    certificate: Option<ClientCertificate>,
 ) -> Result<crate::evaluate::Requester, ApiError> {
     api.auth
         .authenticate(authorization.as_deref(), certificate.as_ref())

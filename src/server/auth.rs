@@ -4,9 +4,15 @@
 //! - a bearer token, checked with a TokenReview against the API server (a pipeline's service
 //!   account token works as is); answers are cached briefly by a digest of the token, so a
 //!   pipeline's burst of calls costs one review;
-//! - a client certificate signed by `--api-client-ca`, verified by rustls during the handshake
-//!   (optional there, so the API server's admission calls without one keep working); the
-//!   subject's CN is the user and its O entries the groups, as Kubernetes reads them.
+//! - a client certificate signed by `--api-client-ca`; the subject's CN is the user and its O
+//!   entries the groups, as Kubernetes reads them. The handshake asks for a certificate without
+//!   requiring one and proves the client holds its key, but does not judge the chain: that is
+//!   done after the handshake ([`crate::server::tls::ClientCertCheck`]) and only the API acts on
+//!   it, answering 401 with the reason. Refusing at the TLS layer instead would also cut off the
+//!   admission endpoints for any client whose certificate this CA did not sign, which includes an
+//!   API server configured to present its own client certificate to webhooks (an
+//!   `AdmissionConfiguration` kubeconfig): every write in the cluster would fail on an API
+//!   setting, and the caller would see only a TLS alert.
 //!
 //! The admission endpoints never consult any of this.
 
@@ -64,9 +70,16 @@ pub enum AuthError {
     Unavailable(String),
 }
 
-/// The identity a verified client certificate carries (set on the request by the TLS layer).
+/// What the connection's client certificate says, set on every request of a connection that
+/// presented one (when the API accepts certificates).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCertIdentity(pub Requester);
+pub enum ClientCertificate {
+    /// Signed by `--api-client-ca`, valid now and issued for client authentication: who it names.
+    Verified(Requester),
+    /// Presented but not accepted, and why (another CA, expired, not for client authentication,
+    /// no subject CN to name the user).
+    Refused(String),
+}
 
 /// What a TokenReview said about a token.
 pub type TokenAnswer = Result<Requester, AuthError>;
@@ -168,19 +181,23 @@ impl ApiAuth {
         self.mode
     }
 
-    /// Who is calling: the client certificate's identity, else the bearer token's, else an
-    /// error saying what to send. With no authentication, the default requester.
+    /// Who is calling: a verified client certificate's identity, else the bearer token's, else
+    /// an error saying what to send (and why a certificate that was presented is not accepted).
+    /// With no authentication, the default requester.
     pub async fn authenticate(
         &self,
         authorization: Option<&str>,
-        certificate: Option<&ClientCertIdentity>,
+        certificate: Option<&ClientCertificate>,
     ) -> Result<Requester, AuthError> {
         if self.mode == ApiAuthMode::None {
             return Ok(Requester::default());
         }
+        let mut refused_certificate = None;
         if self.mode.accepts_client_certs() {
-            if let Some(ClientCertIdentity(requester)) = certificate {
-                return Ok(requester.clone());
+            match certificate {
+                Some(ClientCertificate::Verified(requester)) => return Ok(requester.clone()),
+                Some(ClientCertificate::Refused(why)) => refused_certificate = Some(why.as_str()),
+                None => {}
             }
         }
         let token = authorization.and_then(|value| {
@@ -190,17 +207,36 @@ impl ApiAuth {
                 .then(|| token.trim().to_owned())
                 .filter(|t| !t.is_empty())
         });
-        match (self.mode.accepts_tokens(), token) {
-            (true, Some(token)) => self.review_cached(token).await,
-            (true, None) if self.mode.accepts_client_certs() => Err(AuthError::Unauthenticated(
-                "send a client certificate signed by the API's CA, or Authorization: Bearer TOKEN"
-                    .to_owned(),
-            )),
-            (true, None) => Err(AuthError::Unauthenticated(
+        let certificate_refused =
+            |why: &str| format!("the client certificate is not accepted: {why}");
+        match (self.mode.accepts_tokens(), token, refused_certificate) {
+            // As the API server's union of authenticators: a valid token is enough even when a
+            // certificate it would not accept came along.
+            (true, Some(token), refused) => {
+                self.review_cached(token)
+                    .await
+                    .map_err(|error| match (error, refused) {
+                        (AuthError::Unauthenticated(message), Some(why)) => {
+                            AuthError::Unauthenticated(format!(
+                                "{message}; and {}",
+                                certificate_refused(why)
+                            ))
+                        }
+                        (error, _) => error,
+                    })
+            }
+            (_, _, Some(why)) => Err(AuthError::Unauthenticated(certificate_refused(why))),
+            (true, None, None) if self.mode.accepts_client_certs() => {
+                Err(AuthError::Unauthenticated(
+                    "send a client certificate signed by the API's CA, or Authorization: Bearer TOKEN"
+                        .to_owned(),
+                ))
+            }
+            (true, None, None) => Err(AuthError::Unauthenticated(
                 "send Authorization: Bearer TOKEN (a service account token works)".to_owned(),
             )),
-            (false, _) => Err(AuthError::Unauthenticated(
-                "present a client certificate signed by the API's CA".to_owned(),
+            (false, _, None) => Err(AuthError::Unauthenticated(
+                "present a client certificate signed by the API's CA (--api-client-ca)".to_owned(),
             )),
         }
     }
@@ -405,7 +441,7 @@ mod tests {
             Err(AuthError::Unauthenticated(_))
         ));
         // A certificate is not enough when only tokens are accepted.
-        let cert = ClientCertIdentity(Requester::default());
+        let cert = ClientCertificate::Verified(Requester::default());
         assert!(auth.authenticate(None, Some(&cert)).await.is_err());
         let either = ApiAuth::new(ApiAuthMode::Any, None, Duration::from_secs(1));
         assert_eq!(
@@ -416,5 +452,38 @@ mod tests {
             either.authenticate(Some("Bearer x"), None).await,
             Err(AuthError::Unavailable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_refused_certificate_is_explained_and_a_valid_token_still_counts() {
+        let reviewer = Arc::new(Counting {
+            calls: AtomicUsize::new(0),
+        });
+        let refused = ClientCertificate::Refused("it has expired".into());
+        let certs_only = ApiAuth::new(ApiAuthMode::ClientCert, None, Duration::from_secs(1));
+        assert_eq!(
+            certs_only.authenticate(None, Some(&refused)).await,
+            Err(AuthError::Unauthenticated(
+                "the client certificate is not accepted: it has expired".into()
+            ))
+        );
+        let either = ApiAuth::new(ApiAuthMode::Any, Some(reviewer), Duration::from_secs(1));
+        let who = either
+            .authenticate(Some("Bearer good"), Some(&refused))
+            .await
+            .unwrap();
+        assert_eq!(who.username, "system:serviceaccount:ci:deployer");
+        match either
+            .authenticate(Some("Bearer bad"), Some(&refused))
+            .await
+        {
+            Err(AuthError::Unauthenticated(message)) => {
+                assert!(
+                    message.contains("bad") && message.contains("expired"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

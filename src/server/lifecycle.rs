@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::server::metrics::{BadRequest, Metrics};
+use crate::server::tls::ClientCertCheck;
 
 /// Whether the process should receive new requests.
 #[derive(Debug, Default)]
@@ -126,8 +127,13 @@ pub struct ConnectionLimits {
 pub enum Transport {
     /// Plain HTTP (the admin port).
     Plain,
-    /// HTTPS with the given acceptor (the admission port).
-    Tls(TlsAcceptor),
+    /// HTTPS (the admission port).
+    Tls {
+        /// The TLS configuration.
+        acceptor: TlsAcceptor,
+        /// Judges the client certificates the acceptor asks for (when the API takes them).
+        client_certs: Option<Arc<ClientCertCheck>>,
+    },
 }
 
 /// Serves `router` on `listener` until `shutdown` flips, then drains. Returns when every
@@ -175,24 +181,24 @@ pub async fn serve_connections(
         tokio::spawn(async move {
             match &*transport {
                 Transport::Plain => serve_io(tcp, peer, &builder, router, watcher).await,
-                Transport::Tls(acceptor) => {
+                Transport::Tls {
+                    acceptor,
+                    client_certs,
+                } => {
                     let handshake =
                         tokio::time::timeout(limits.handshake_and_headers, acceptor.accept(tcp))
                             .await;
                     match handshake {
                         Ok(Ok(tls)) => {
-                            // A verified client certificate names the API caller. The API server's
-                            // admission calls carry none, so their router is the shared one.
-                            let router = match tls
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(|chain| chain.first())
-                                .and_then(|leaf| crate::server::auth::certificate_identity(leaf))
+                            // A client certificate concerns the API only; the router is the
+                            // shared one when there is none (the API server's admission calls).
+                            let router = match client_certs
+                                .as_deref()
+                                .zip(tls.get_ref().1.peer_certificates())
                             {
-                                Some(identity) => router.layer(axum::Extension(
-                                    crate::server::auth::ClientCertIdentity(identity),
-                                )),
+                                Some((check, chain)) => {
+                                    router.layer(axum::Extension(check.examine(chain)))
+                                }
                                 None => router,
                             };
                             serve_io(tls, peer, &builder, router, watcher).await

@@ -76,8 +76,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let view: Arc<dyn ClusterView> = Arc::clone(&cluster.store) as Arc<dyn ClusterView>;
     let api_mode = args.api_auth_mode();
-    let client_roots = match (&args.api_client_ca, api_mode.accepts_client_certs()) {
-        (Some(path), true) => Some(tls::load_client_roots(path)?),
+    let client_certs = match (&args.api_client_ca, api_mode.accepts_client_certs()) {
+        (Some(path), true) => Some(Arc::new(tls::ClientCertCheck::new(
+            tls::load_client_roots(path)?,
+            Arc::clone(&provider),
+        )?)),
         (None, true) => anyhow::bail!(
             "--api-auth {} needs --api-client-ca (the CA that signs API client certificates)",
             api_mode.as_str()
@@ -126,7 +129,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(tls::server_config_with_clients(
         Arc::clone(&resolver),
         Arc::clone(&provider),
-        client_roots,
+        client_certs.as_deref(),
     )?));
 
     let admission_listener = bind(args.addr, "--addr").await?;
@@ -197,7 +200,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     lifecycle::serve_connections(
         "admission",
         admission_listener,
-        Transport::Tls(acceptor),
+        Transport::Tls {
+            acceptor,
+            client_certs,
+        },
         routes::admission_router(state),
         limits,
         Arc::clone(&metrics),

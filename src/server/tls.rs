@@ -12,15 +12,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::ServerConfig;
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
+use crate::server::auth::{certificate_identity, ClientCertificate};
 use crate::server::metrics::Metrics;
 
 /// Why a certificate/key pair cannot be served.
@@ -264,31 +267,140 @@ pub fn server_config(
     server_config_with_clients(resolver, provider, None)
 }
 
-/// [`server_config`] that also asks clients for a certificate signed by `client_roots`
-/// (without requiring one: the API server's admission calls carry none). A certificate that is
-/// presented must verify, or the handshake fails.
+/// [`server_config`] that also asks clients for a certificate (hinting `client_certs`' CAs)
+/// without requiring one: the API server's admission calls carry none. A certificate that is
+/// presented must be the client's (the handshake signature is verified), but the handshake
+/// does not judge its chain; [`ClientCertCheck::examine`] does, afterwards, for the API alone
+/// (see `server::auth` for why).
 pub fn server_config_with_clients(
     resolver: Arc<ReloadingCert>,
     provider: Arc<CryptoProvider>,
-    client_roots: Option<Arc<rustls::RootCertStore>>,
+    client_certs: Option<&ClientCertCheck>,
 ) -> Result<ServerConfig, TlsError> {
-    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(TlsError::Config)?;
-    let builder = match client_roots {
+    let builder = match client_certs {
         None => builder.with_no_client_auth(),
-        Some(roots) => {
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
-                    .allow_unauthenticated()
-                    .build()
-                    .map_err(|e| TlsError::ClientCa(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        Some(check) => builder.with_client_cert_verifier(Arc::new(RequestClientCert {
+            ca: Arc::clone(&check.verifier),
+        })),
     };
     let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// Judges API client certificates against `--api-client-ca`: chains to it, valid now, issued
+/// for client authentication (webpki's checks, the same a requiring handshake would make).
+#[derive(Debug, Clone)]
+pub struct ClientCertCheck {
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertCheck {
+    /// A check against `roots` (from [`load_client_roots`]).
+    pub fn new(
+        roots: Arc<rustls::RootCertStore>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+        Ok(Self { verifier })
+    }
+
+    /// What the chain a client presented (leaf first) says: who it names when the CA signed it
+    /// and it is valid now, else why not.
+    pub fn examine(&self, chain: &[CertificateDer<'_>]) -> ClientCertificate {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return ClientCertificate::Refused("no certificate in the chain".to_owned());
+        };
+        if let Err(error) = self
+            .verifier
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+        {
+            return ClientCertificate::Refused(describe_certificate_error(&error));
+        }
+        match certificate_identity(leaf) {
+            Some(requester) => ClientCertificate::Verified(requester),
+            None => ClientCertificate::Refused(
+                "it has no subject common name (CN) to name the user".to_owned(),
+            ),
+        }
+    }
+}
+
+/// Why webpki refused a client certificate, in the terms an operator fixes it by, with
+/// rustls' own detail (which dates, which usage).
+fn describe_certificate_error(error: &rustls::Error) -> String {
+    use rustls::CertificateError as E;
+    let hint = match error {
+        rustls::Error::InvalidCertificate(E::UnknownIssuer) => {
+            "it is not signed by the API's client CA (--api-client-ca)"
+        }
+        rustls::Error::InvalidCertificate(E::Expired | E::ExpiredContext { .. }) => {
+            "it has expired"
+        }
+        rustls::Error::InvalidCertificate(E::NotValidYet | E::NotValidYetContext { .. }) => {
+            "it is not valid yet"
+        }
+        rustls::Error::InvalidCertificate(E::InvalidPurpose | E::InvalidPurposeContext { .. }) => {
+            "it is not issued for client authentication (extended key usage clientAuth)"
+        }
+        _ => "it does not verify against the API's client CA (--api-client-ca)",
+    };
+    format!("{hint} ({error})")
+}
+
+/// Asks for a client certificate, proves the client holds its key, and leaves judging the chain
+/// to [`ClientCertCheck::examine`] after the handshake.
+#[derive(Debug)]
+struct RequestClientCert {
+    /// For the CA names hinted to clients and the handshake signature checks.
+    ca: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertVerifier for RequestClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.ca.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.ca.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.ca.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.ca.supported_verify_schemes()
+    }
 }
 
 /// What one poll saw.

@@ -8,6 +8,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     /// Creates `rollout-guard-<label>-<pid>-<n>`, empty.
+    #[allow(dead_code)] // not every test binary uses it
     pub fn new(label: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -59,6 +60,18 @@ impl ServeProcess {
         args: &[&std::ffi::OsStr],
         limit: std::time::Duration,
     ) -> Self {
+        Self::spawn_with_kubeconfig(bin, log, args, std::path::Path::new("/nonexistent"), limit)
+    }
+
+    /// [`ServeProcess::spawn`] with `KUBECONFIG` naming `kubeconfig` (a fake API server the
+    /// test runs, see [`kubeconfig_for`]).
+    pub fn spawn_with_kubeconfig(
+        bin: &str,
+        log: PathBuf,
+        args: &[&std::ffi::OsStr],
+        kubeconfig: &std::path::Path,
+        limit: std::time::Duration,
+    ) -> Self {
         use std::io::{BufRead as _, BufReader};
         use std::process::{Command, Stdio};
         use std::sync::mpsc;
@@ -72,7 +85,7 @@ impl ServeProcess {
                 "127.0.0.1:0",
             ])
             .args(args)
-            .env("KUBECONFIG", "/nonexistent")
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,rollout_guard=debug")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -134,4 +147,60 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The token a [`fake_token_review_server`] authenticates.
+#[allow(dead_code)] // not every test binary uses it
+pub const GOOD_TOKEN: &str = "good-token";
+
+/// A fake Kubernetes API server answering TokenReviews (`POST
+/// /apis/authentication.k8s.io/v1/tokenreviews`) on a free port: [`GOOD_TOKEN`] is a
+/// pipeline's service account `system:serviceaccount:ci:deployer`, anything else is not
+/// authenticated. Counts the reviews in `reviews`; returns its `http://` URL. Runs on the
+/// caller's tokio runtime.
+#[allow(dead_code)] // not every test binary uses it
+pub async fn fake_token_review_server(
+    reviews: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
+    use axum::routing::post;
+    use serde_json::{json, Value};
+    let app = axum::Router::new().route(
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        post(move |body: axum::Json<Value>| {
+            let reviews = std::sync::Arc::clone(&reviews);
+            async move {
+                reviews.fetch_add(1, Ordering::SeqCst);
+                let token = body["spec"]["token"].as_str().unwrap_or_default();
+                let status = if token == GOOD_TOKEN {
+                    json!({"authenticated": true, "user": {
+                        "username": "system:serviceaccount:ci:deployer",
+                        "groups": ["system:serviceaccounts", "system:serviceaccounts:ci"]}})
+                } else {
+                    json!({"authenticated": false, "error": "invalid bearer token"})
+                };
+                axum::Json(
+                    json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                    "metadata": {}, "spec": body["spec"], "status": status}),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// Writes a kubeconfig at `path` whose current context is the API server at `url`.
+#[allow(dead_code)] // not every test binary uses it
+pub fn kubeconfig_for(url: &str, path: &std::path::Path) {
+    let config = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+         clusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\n\
+         users: [{{name: rollout-guard, user: {{token: the-webhooks-own-token}}}}]\n\
+         contexts: [{{name: fake, context: {{cluster: fake, user: rollout-guard}}}}]\n"
+    );
+    std::fs::write(path, config).unwrap();
 }
