@@ -262,6 +262,16 @@ impl ClusterView for LayeredView<'_> {
         })
     }
 
+    fn namespace_terminating(&self, namespace: &str) -> bool {
+        // The layer that holds the Namespace decides: a manifest's Namespace replaces the
+        // stored one, terminating or not.
+        self.one(StoredKind::Namespace, cluster_key(namespace), |v| {
+            v.namespace_labels(namespace)
+                .map(|_| v.namespace_terminating(namespace))
+        })
+        .unwrap_or(false)
+    }
+
     fn workloads_running(&self, namespace: &str, selector: &Labels) -> Vec<Shared<WorkloadInfo>> {
         // Three kinds behind one lookup: each found workload is hidden by its own kind.
         for kind in [
@@ -495,5 +505,23 @@ mod tests {
         let web_labels = view.deployment("shop", "web").unwrap();
         assert_eq!(web_labels.key, ObjectKey::new("shop", "web"));
         assert_eq!(view.sync_status(), SyncStatus::Synced);
+    }
+
+    #[test]
+    fn a_terminating_namespace_is_seen_through_the_layer_and_replaced_by_the_overlay() {
+        let namespace = |terminating: bool| {
+            let mut object = json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "shop"}});
+            if terminating {
+                object["metadata"]["deletionTimestamp"] = json!("2026-03-01T00:00:00Z");
+            }
+            object
+        };
+        let (base, _) = Store::from_documents(&documents(vec![namespace(true)]));
+        let (through, _) = LayeredView::new(&[], Some(&base));
+        assert!(through.namespace_terminating("shop"));
+        assert!(!through.namespace_terminating("other"));
+        let (replaced, _) = LayeredView::new(&documents(vec![namespace(false)]), Some(&base));
+        assert!(!replaced.namespace_terminating("shop"));
     }
 }
