@@ -4,7 +4,11 @@
 //! bench-gen bodies  OUT_DIR            AdmissionReview bodies, one file each
 //! bench-gen objects OUT_DIR PER_KIND   cluster state for `serve --objects`: PER_KIND Ingresses,
 //!                                      Services, Deployments, HTTPRoutes and Gateways (+ an
-//!                                      IngressClass and the Gateway the HTTPRoutes attach to)
+//!                                      IngressClass and the Gateway the HTTPRoutes attach to),
+//!                                      and the other workloads at the counts a cluster of that
+//!                                      size has: PER_KIND/10 StatefulSets and Argo Rollouts,
+//!                                      PER_KIND/100 DaemonSets, PER_KIND/5 pods no templated
+//!                                      workload runs (Jobs', operators', bare)
 //! ```
 //!
 //! Objects are numbered; object `i` lives in namespace `team-{i % 50}` and serves host
@@ -106,6 +110,99 @@ fn deployment(i: usize, image_tag: &str, replicas: i64) -> Value {
         "status": {"observedGeneration": 4, "replicas": replicas, "updatedReplicas": replicas,
                    "readyReplicas": replicas, "availableReplicas": replicas},
     })
+}
+
+/// A pod template as real workloads carry it (two containers, probes, volumes): what the
+/// watchers parse and the store must not keep.
+fn pod_template(i: usize, labels: Value) -> Value {
+    json!({
+        "metadata": {"labels": labels, "annotations": {"prometheus.io/scrape": "true"}},
+        "spec": {
+            "containers": [{
+                "name": "app", "image": format!("registry.example.com/shop/app-{i}:3.2.1"),
+                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                "env": (0..20).map(|n| json!({"name": format!("SETTING_{n}"), "value": format!("v{n}")})).collect::<Vec<_>>(),
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 5},
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+            }],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+        },
+    })
+}
+
+fn stateful_set(i: usize) -> Value {
+    let app = format!("db-{i}");
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": app, "namespace": namespace(i), "generation": 2,
+            "labels": {"app": app}, "creationTimestamp": "2024-05-01T10:00:00Z"},
+        "spec": {
+            "replicas": 3, "serviceName": app, "podManagementPolicy": "OrderedReady",
+            "selector": {"matchLabels": {"app": app}},
+            "template": pod_template(i, json!({"app": app, "version": "v1"})),
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}}],
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+        },
+        "status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "availableReplicas": 3,
+            "currentReplicas": 3, "updatedReplicas": 3, "currentRevision": format!("{app}-5d8f7c9b6"),
+            "updateRevision": format!("{app}-5d8f7c9b6")},
+    })
+}
+
+fn daemon_set(i: usize) -> Value {
+    let app = format!("agent-{i}");
+    json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": app, "namespace": namespace(i), "generation": 1, "labels": {"app": app}},
+        "spec": {"selector": {"matchLabels": {"app": app}},
+            "template": pod_template(i, json!({"app": app})),
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}},
+        "status": {"observedGeneration": 1, "desiredNumberScheduled": 120, "currentNumberScheduled": 120,
+            "numberMisscheduled": 0, "numberReady": 120, "numberAvailable": 120, "updatedNumberScheduled": 120},
+    })
+}
+
+fn rollout(i: usize) -> Value {
+    let app = format!("front-{i}");
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": app, "namespace": namespace(i), "generation": 5},
+        "spec": {"replicas": 4, "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": {"app": app}},
+            "template": pod_template(i, json!({"app": app})),
+            "strategy": {"blueGreen": {"activeService": app, "previewService": format!("{app}-preview"),
+                "autoPromotionEnabled": false}}},
+        "status": {"observedGeneration": "5", "replicas": 4, "updatedReplicas": 4, "readyReplicas": 4,
+            "availableReplicas": 4, "phase": "Healthy", "stableRS": "6b7c9d5f8",
+            "blueGreen": {"activeSelector": "6b7c9d5f8", "previewSelector": "6b7c9d5f8"}},
+    })
+}
+
+/// A Job's pod: the kind of pod the store keeps (no templated workload runs it).
+fn job_pod(i: usize) -> Value {
+    let job = format!("report-{i}");
+    let mut pod = pod_template(
+        i,
+        json!({"app": "report", "job-name": job, "batch.kubernetes.io/job-name": job}),
+    );
+    pod["apiVersion"] = json!("v1");
+    pod["kind"] = json!("Pod");
+    pod["metadata"]["name"] = json!(format!("{job}-x7k2p"));
+    pod["metadata"]["namespace"] = json!(namespace(i));
+    pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": job,
+        "uid": format!("00000000-0000-0000-0001-{i:012}"), "controller": true, "blockOwnerDeletion": true}]);
+    pod["spec"]["restartPolicy"] = json!("Never");
+    pod["spec"]["nodeName"] = json!(format!("node-{}", i % 120));
+    pod["status"] = json!({"phase": "Running", "podIP": "10.1.2.3", "startTime": "2024-05-01T10:00:00Z",
+        "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"},
+            {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "app:3.2.1",
+            "imageID": "registry.example.com/shop/app@sha256:0123456789abcdef", "started": true,
+            "state": {"running": {"startedAt": "2024-05-01T10:00:05Z"}}}]});
+    pod
 }
 
 fn service(i: usize, version: &str) -> Value {
@@ -247,6 +344,9 @@ fn bodies(out: &Path) {
     }
 }
 
+/// Builds object `i` of one kind.
+type MakeObject = dyn Fn(usize) -> Value;
+
 fn objects(out: &Path, per_kind: usize) {
     let list = |items: Vec<Value>| json!({"apiVersion": "v1", "kind": "List", "items": items});
     write_json(
@@ -267,10 +367,20 @@ fn objects(out: &Path, per_kind: usize) {
         ("httproute", &|i| http_route(i, (100, 0))),
         ("gateway", &gateway),
     ];
-    for (kind, make) in kinds {
+    let others: [(&str, usize, &MakeObject); 4] = [
+        ("statefulset", per_kind / 10, &stateful_set),
+        ("daemonset", (per_kind / 100).max(1), &daemon_set),
+        ("rollout", per_kind / 10, &rollout),
+        ("pod", per_kind / 5, &job_pod),
+    ];
+    let counted = kinds
+        .into_iter()
+        .map(|(kind, make)| (kind, per_kind, make))
+        .chain(others);
+    for (kind, count, make) in counted {
         let mut start = 0;
-        while start < per_kind {
-            let end = (start + chunk).min(per_kind);
+        while start < count {
+            let end = (start + chunk).min(count);
             let items: Vec<Value> = (start..end).map(make).collect();
             write_json(&out.join(format!("{kind}-{start:07}.json")), &list(items));
             start = end;
@@ -306,7 +416,10 @@ fn objects(out: &Path, per_kind: usize) {
                         "allowedRoutes": {"namespaces": {"from": "All"}}}]}}),
         ]),
     );
-    println!("{per_kind} objects of each of 5 kinds in {}", out.display());
+    println!(
+        "{per_kind} objects of each of 5 kinds (and the other workloads) in {}",
+        out.display()
+    );
 }
 
 fn main() {

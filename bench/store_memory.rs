@@ -127,7 +127,11 @@ fn main() {
             + c.http_routes
             + c.reference_grants
             + c.gateways
-            + c.namespaces;
+            + c.namespaces
+            + c.stateful_sets
+            + c.daemon_sets
+            + c.rollouts
+            + c.pods;
         stores.push(loaded);
         total_objects += objects;
         let now = live();

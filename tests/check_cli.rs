@@ -311,6 +311,26 @@ fn cross_object_rules_see_the_other_manifests() {
     assert!(!text.contains("ingressCanary"), "{text}");
 }
 
+/// Services whose pods an Argo Rollout or a StatefulSet runs (no Deployment): `check` finds
+/// those workloads in the other manifests and warns about none of the Services.
+#[test]
+fn services_of_rollouts_and_stateful_sets_select_their_pods() {
+    let output = check(&["-f", "tests/fixtures/check/argo-rollouts-bluegreen"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}\n{}", stderr(&output));
+    for service in [
+        "rollout-bluegreen-active",
+        "rollout-bluegreen-preview",
+        "db",
+    ] {
+        assert!(
+            text.contains(&format!("Service shop/{service}: ALLOWED")),
+            "{service}: {text}"
+        );
+    }
+    assert!(!text.contains("blueGreen"), "{text}");
+}
+
 /// ingress-nginx's own canary e2e scenarios (rebuilt in tests/fixtures/check/ingress-nginx-e2e):
 /// each works in ingress-nginx, so nothing is denied; the side effects worth knowing are warned.
 #[test]

@@ -519,7 +519,7 @@ const MINIMUM_CASES: &[(&str, usize)] = &[
     ("deployment", 60),
     ("ingress", 12),
     ("httproute", 40),
-    ("service", 6),
+    ("service", 24),
     ("deployment-siblings", 6),
 ];
 

@@ -304,6 +304,8 @@ struct Cluster {
     ingresses: Arc<FakeResource>,
     ingress_classes: Arc<FakeResource>,
     namespaces: Arc<FakeResource>,
+    stateful_sets: Arc<FakeResource>,
+    pods: Arc<FakeResource>,
 }
 
 fn cluster() -> Cluster {
@@ -317,6 +319,11 @@ fn cluster() -> Cluster {
             "IngressClassList",
         ),
         namespaces: api.serve("/api/v1/namespaces", "NamespaceList"),
+        stateful_sets: api.serve("/apis/apps/v1/statefulsets", "StatefulSetList"),
+        pods: {
+            api.serve("/apis/apps/v1/daemonsets", "DaemonSetList");
+            api.serve("/api/v1/pods", "PodList")
+        },
         api,
     }
 }
@@ -349,9 +356,14 @@ async fn watchers_sync_and_follow_events_with_gateway_api_absent_then_installed(
     let store = Arc::new(Store::expecting(&[]));
     let handles = spawn_watchers_with(client, store.clone(), fast());
 
-    // HTTPRoute is not served at all: absent, held empty, and not holding the sync back.
+    // HTTPRoute and Argo Rollouts' Rollout are not served at all: absent, held empty, and not
+    // holding the sync back.
     eventually("store synced", || store.sync_status() == SyncStatus::Synced).await;
     let sync = store.kind_sync();
+    assert!(
+        matches!(&sync[&StoredKind::Rollout], KindSync::Absent(reason) if reason.contains("argoproj.io/v1alpha1")),
+        "{sync:?}"
+    );
     assert!(
         matches!(&sync[&StoredKind::HttpRoute], KindSync::Absent(reason) if reason.contains("v1beta1")),
         "{sync:?}"
@@ -444,6 +456,65 @@ async fn watchers_sync_and_follow_events_with_gateway_api_absent_then_installed(
     assert_eq!(&*gateway.listeners[0].name, "http");
     assert_eq!(gateway.listeners[0].port, 80);
     assert_eq!(store.sync_status(), SyncStatus::Synced);
+
+    for handle in handles {
+        handle.abort();
+    }
+}
+
+fn pod(name: &str, owner: Option<&str>, ready: bool) -> Value {
+    let owners: Vec<Value> = owner
+        .map(|kind| {
+            json!({"apiVersion": "apps/v1", "kind": kind, "name": "web-5d8f", "uid": "u1",
+            "controller": true})
+        })
+        .into_iter()
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"namespace": "shop", "name": name, "labels": {"app": "debug"},
+            "ownerReferences": owners},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+}
+
+/// Only pods no templated kind runs are kept; a kept pod that a ReplicaSet adopts leaves the
+/// store. StatefulSets are kept as workloads with their template labels.
+#[tokio::test]
+async fn pods_are_kept_only_without_a_templated_controller() {
+    let cluster = cluster();
+    cluster.pods.add(pod("bare", None, true));
+    cluster
+        .pods
+        .add(pod("web-5d8f-abcde", Some("ReplicaSet"), true));
+    cluster
+        .stateful_sets
+        .add(json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"namespace": "shop", "name": "db"},
+        "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": []}}},
+        "status": {"replicas": 2, "availableReplicas": 2}}));
+    let client = start(cluster.api.clone()).await;
+    let store = Arc::new(Store::expecting(&[]));
+    let handles = spawn_watchers_with(client, store.clone(), fast());
+
+    eventually("store synced", || store.sync_status() == SyncStatus::Synced).await;
+    assert_eq!(store.counts().pods, 1, "only the bare pod is kept");
+    let debug = labels(&[("app", "debug")]);
+    assert!(store.pods_matching("shop", &debug)[0].ready);
+    assert_eq!(
+        store
+            .workloads_running("shop", &labels(&[("app", "db")]))
+            .len(),
+        1
+    );
+
+    // A ReplicaSet adopts the bare pod: it is now counted through the ReplicaSet, not kept.
+    cluster.pods.modify(pod("bare", Some("ReplicaSet"), true));
+    eventually("adopted pod forgotten", || store.counts().pods == 0).await;
+    // A new bare pod that is not ready yet.
+    cluster.pods.add(pod("probe", None, false));
+    eventually("new bare pod kept", || store.counts().pods == 1).await;
+    assert!(!store.pods_matching("shop", &debug)[0].ready);
 
     for handle in handles {
         handle.abort();

@@ -534,12 +534,15 @@ pub struct CrossNamespaceCanaries {
 }
 
 /// Blue/green Service rule. Checks: `switchToUnavailable` (an UPDATE changes the value of a
-/// version label in `spec.selector` and no Deployment in the namespace with a pod template
-/// matching the whole new selector is fully available: traffic would go to pods that do not
-/// exist or are not ready), `selectsNothing` (a new or changed selector matches no Deployment's
-/// pod template; a warning only, since Helm creates Services before Deployments),
-/// `podTemplateHash` (the selector uses `pod-template-hash`, which changes with every rollout).
-/// Services without a selector (ExternalName, manually managed endpoints) are not checked.
+/// version label in `spec.selector` and fewer than `minAvailable` of the pods the new selector
+/// selects are available; denied when no pod is available, or when the switch lowers the
+/// Service's available pods and is not a switch back to the selector it had before; otherwise a
+/// warning), `selectsNothing` (a new or changed selector matches no pod template of a
+/// Deployment, StatefulSet, DaemonSet or Argo Rollout and no pod; a warning only, since Helm
+/// creates Services before their workloads), `podTemplateHash` (the selector uses
+/// `pod-template-hash`, which changes with every rollout). Services without a selector
+/// (ExternalName, manually managed endpoints) are not checked, nor selector changes of Argo
+/// Rollouts' own `rollouts-pod-template-hash` (the Rollouts controller switches those Services).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlueGreenRule {
@@ -558,6 +561,11 @@ pub struct BlueGreenRule {
     /// Default `[app.kubernetes.io/version, version]`.
     #[serde(default = "default_sibling_version_keys")]
     pub version_label_keys: Vec<String>,
+    /// Pods that must be available among those the new selector selects (a number, or a
+    /// percentage of the desired pods, rounded up as a PodDisruptionBudget's `minAvailable`;
+    /// at least one). Default `75%`: 9 of 10 pass, a rollout still starting its pods does not.
+    #[serde(default = "default_min_available")]
+    pub min_available: IntOrPercent,
 }
 
 impl Default for BlueGreenRule {
@@ -567,8 +575,13 @@ impl Default for BlueGreenRule {
             checks: CheckModes::new(),
             on_error: FailureMode::Allow,
             version_label_keys: default_sibling_version_keys(),
+            min_available: default_min_available(),
         }
     }
+}
+
+fn default_min_available() -> IntOrPercent {
+    IntOrPercent::Percent("75%".to_owned())
 }
 
 fn default_nginx_class_names() -> Vec<String> {

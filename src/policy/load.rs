@@ -168,7 +168,8 @@ pub const RULE_CATALOG: &[RuleInfo] = &[
                 &rules.blue_green.version_label_keys,
                 "versionLabelKeys",
                 problems,
-            )
+            );
+            check_int_or_percent(problems, "minAvailable", &rules.blue_green.min_available);
         },
     },
     RuleInfo {

@@ -16,6 +16,12 @@ use crate::policy::gateway::{text_fingerprint, HttpRoute};
 
 pub use crate::policy::labels::Labels;
 
+mod workloads;
+pub use workloads::{
+    PodInfo, WorkloadInfo, WorkloadKind, ROLLOUTS_MANAGED_BY, ROLLOUTS_POD_TEMPLATE_HASH,
+    STATEFUL_SET_POD_NAME, TEMPLATED_POD_OWNERS,
+};
+
 /// `namespace/name` of a namespaced object. The strings are shared: the store's indexes refer
 /// to an object by its key many times over, and a copy is a reference count, not two strings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -6,8 +6,8 @@
 //! (a request must not scan every object of a kind).
 
 use crate::policy::objects::{
-    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels,
-    ReferenceGrantInfo, Selector, ServiceInfo, Shared,
+    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, PodInfo,
+    ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo,
 };
 
 /// Whether the view reflects the cluster yet.
@@ -38,6 +38,14 @@ pub struct ObjectCounts {
     pub gateways: usize,
     /// Namespaces.
     pub namespaces: usize,
+    /// StatefulSets.
+    pub stateful_sets: usize,
+    /// DaemonSets.
+    pub daemon_sets: usize,
+    /// Argo Rollouts.
+    pub rollouts: usize,
+    /// Pods no kind with a pod template runs (bare pods, Jobs', operators').
+    pub pods: usize,
 }
 
 /// Read access to the objects cross-object rules need.
@@ -135,6 +143,35 @@ pub trait ClusterView: Send + Sync {
 
     /// Labels of a Namespace, when known.
     fn namespace_labels(&self, _namespace: &str) -> Option<Labels> {
+        None
+    }
+
+    /// StatefulSets, DaemonSets and Argo Rollouts in `namespace` that can run pods a Service
+    /// selector `selector` selects (see [`WorkloadInfo::can_run`]).
+    fn workloads_running(&self, _namespace: &str, _selector: &Labels) -> Vec<Shared<WorkloadInfo>> {
+        Vec::new()
+    }
+
+    /// Argo Rollouts in `namespace` whose pod template is Deployment `deployment`'s
+    /// (`spec.workloadRef`): they, not the Deployment, run those pods.
+    fn rollouts_with_template_of(
+        &self,
+        _namespace: &str,
+        _deployment: &str,
+    ) -> Vec<Shared<WorkloadInfo>> {
+        Vec::new()
+    }
+
+    /// Pods in `namespace` (only those no kind with a pod template runs) whose labels a Service
+    /// selector `selector` selects.
+    fn pods_matching(&self, _namespace: &str, _selector: &Labels) -> Vec<Shared<PodInfo>> {
+        Vec::new()
+    }
+
+    /// The selector Service `namespace/name` had before its current one, when the view saw it
+    /// change (the live store remembers the last change since it started; a manifest set, the
+    /// earlier of two definitions).
+    fn previous_service_selector(&self, _namespace: &str, _name: &str) -> Option<Labels> {
         None
     }
 

@@ -436,6 +436,10 @@ impl Metrics {
             ("ReferenceGrant", counts.reference_grants),
             ("Gateway", counts.gateways),
             ("Namespace", counts.namespaces),
+            ("StatefulSet", counts.stateful_sets),
+            ("DaemonSet", counts.daemon_sets),
+            ("Rollout", counts.rollouts),
+            ("Pod", counts.pods),
         ] {
             let _ = writeln!(
                 out,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::policy::objects::{
     DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
-    ReferenceGrantInfo, Selector, ServiceInfo, Shared,
+    PodInfo, ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
 };
 use crate::store::{StoredKind, StoredObject};
 
@@ -277,6 +277,16 @@ pub struct ClusterIndex {
     gateways: HashMap<ObjectKey, Shared<GatewayInfo>>,
     reference_grants: HashMap<String, BTreeMap<String, Shared<ReferenceGrantInfo>>>,
     namespaces: HashMap<String, Labels>,
+    /// StatefulSets, DaemonSets and Argo Rollouts (one index per kind, in `WorkloadKind::ALL`
+    /// order), on their pod-template labels.
+    workloads: [LabelIndexed<WorkloadInfo>; 3],
+    /// Rollouts by the Deployment (`namespace`, name) their `workloadRef` names.
+    rollouts_by_template_ref: Postings,
+    /// Pods no kind with a pod template runs, on their labels.
+    pods: LabelIndexed<PodInfo>,
+    /// The selector each Service had before its current one, for the Services seen changing
+    /// it: a switch back to it is the rollback of a blue/green switch.
+    previous_service_selectors: HashMap<ObjectKey, Labels>,
     /// Namespaces being deleted (rare, so a set of names rather than a flag per namespace).
     terminating_namespaces: HashSet<String>,
 }
@@ -287,6 +297,24 @@ fn template_labels(d: &DeploymentInfo) -> &Labels {
 
 fn service_selector(s: &ServiceInfo) -> &Labels {
     &s.selector
+}
+
+fn workload_template_labels(w: &WorkloadInfo) -> &Labels {
+    &w.template_labels
+}
+
+fn pod_labels(p: &PodInfo) -> &Labels {
+    &p.labels
+}
+
+/// `selector` without the labels `kind`'s controller adds to pods (the template does not carry
+/// them, so they cannot be looked up in its postings).
+fn template_part(selector: &Labels, kind: WorkloadKind) -> Labels {
+    let added = kind.controller_label_keys();
+    selector
+        .iter()
+        .filter(|(k, _)| !added.contains(k))
+        .collect()
 }
 
 impl ClusterIndex {
@@ -318,15 +346,65 @@ impl ClusterIndex {
         self.deployments.delete(key, template_labels);
     }
 
-    /// Adds or replaces a Service.
+    /// Adds or replaces a Service, remembering its selector before a change.
     pub fn apply_service(&mut self, info: ServiceInfo) {
         let key = info.key.clone();
+        if let Some(before) = self.services.objects.get(&key) {
+            if before.selector != info.selector {
+                self.previous_service_selectors
+                    .insert(key.clone(), before.selector.clone());
+            }
+        }
         self.services.apply(key, info, service_selector);
     }
 
     /// Removes a Service.
     pub fn delete_service(&mut self, key: &ObjectKey) {
         self.services.delete(key, service_selector);
+        self.previous_service_selectors.remove(key);
+    }
+
+    /// Adds or replaces a StatefulSet, DaemonSet or Rollout.
+    pub fn apply_workload(&mut self, info: WorkloadInfo) {
+        let kind = info.kind;
+        self.delete_workload(kind, &info.key);
+        let key = info.key.clone();
+        if let Some(deployment) = &info.template_from {
+            self.rollouts_by_template_ref
+                .add(fingerprint(&[&key.namespace, deployment]), &key);
+        }
+        self.workloads[kind.index()].apply(key, info, workload_template_labels);
+    }
+
+    /// Removes a StatefulSet, DaemonSet or Rollout.
+    pub fn delete_workload(&mut self, kind: WorkloadKind, key: &ObjectKey) {
+        let index = &mut self.workloads[kind.index()];
+        if let Some(deployment) = index
+            .objects
+            .get(key)
+            .and_then(|old| old.template_from.clone())
+        {
+            self.rollouts_by_template_ref
+                .remove(fingerprint(&[&key.namespace, &deployment]), key);
+        }
+        index.delete(key, workload_template_labels);
+    }
+
+    /// Adds or replaces a pod.
+    pub fn apply_pod(&mut self, info: PodInfo) {
+        let key = info.key.clone();
+        self.pods.apply(key, info, pod_labels);
+    }
+
+    /// Removes a pod.
+    pub fn delete_pod(&mut self, key: &ObjectKey) {
+        self.pods.delete(key, pod_labels);
+    }
+
+    /// Whether the pod is stored (most pod events are for pods the store does not keep; this
+    /// lets the watcher skip taking the write lock for them).
+    pub fn holds_pod(&self, key: &ObjectKey) -> bool {
+        self.pods.objects.contains_key(key)
     }
 
     /// Adds or replaces an Ingress.
@@ -452,6 +530,8 @@ impl ClusterIndex {
                 labels,
                 terminating,
             } => self.apply_namespace(name, labels, terminating),
+            StoredObject::Workload(info) => self.apply_workload(info),
+            StoredObject::Pod(info) => self.apply_pod(info),
         }
     }
 
@@ -467,6 +547,12 @@ impl ClusterIndex {
             StoredKind::ReferenceGrant => self.delete_reference_grant(key),
             StoredKind::Gateway => self.delete_gateway(key),
             StoredKind::Namespace => self.delete_namespace(&key.name),
+            StoredKind::StatefulSet | StoredKind::DaemonSet | StoredKind::Rollout => {
+                if let Some(workload) = kind.workload() {
+                    self.delete_workload(workload, key);
+                }
+            }
+            StoredKind::Pod => self.delete_pod(key),
         }
     }
 
@@ -497,7 +583,10 @@ impl ClusterIndex {
                 self.deployment_selectors_unindexed =
                     take(&mut other.deployment_selectors_unindexed);
             }
-            StoredKind::Service => self.services = take(&mut other.services),
+            StoredKind::Service => {
+                let before = std::mem::replace(&mut self.services, take(&mut other.services));
+                self.carry_service_history(&before, take(&mut other.previous_service_selectors));
+            }
             StoredKind::Ingress => {
                 self.ingresses = take(&mut other.ingresses);
                 self.ingresses_by_host_path = take(&mut other.ingresses_by_host_path);
@@ -516,7 +605,41 @@ impl ClusterIndex {
                 self.namespaces = take(&mut other.namespaces);
                 self.terminating_namespaces = take(&mut other.terminating_namespaces);
             }
+            StoredKind::StatefulSet | StoredKind::DaemonSet | StoredKind::Rollout => {
+                if let Some(workload) = kind.workload() {
+                    let i = workload.index();
+                    self.workloads[i] = take(&mut other.workloads[i]);
+                }
+                if kind == StoredKind::Rollout {
+                    self.rollouts_by_template_ref = take(&mut other.rollouts_by_template_ref);
+                }
+            }
+            StoredKind::Pod => self.pods = take(&mut other.pods),
         }
+    }
+
+    /// After a relist replaced the Services: a Service whose selector differs from what was
+    /// stored before remembers that one; an unchanged one keeps what it remembered (a relist
+    /// after a broken watch must not forget the rollback target).
+    fn carry_service_history(
+        &mut self,
+        before: &LabelIndexed<ServiceInfo>,
+        mut listed: HashMap<ObjectKey, Labels>,
+    ) {
+        let mut remembered = std::mem::take(&mut self.previous_service_selectors);
+        self.previous_service_selectors = self
+            .services
+            .objects
+            .iter()
+            .filter_map(|(key, now)| {
+                let previous = match before.objects.get(key) {
+                    Some(old) if old.selector != now.selector => Some(old.selector.clone()),
+                    Some(_) => remembered.remove(key),
+                    None => listed.remove(key),
+                };
+                previous.map(|p| (key.clone(), p))
+            })
+            .collect();
     }
 
     /// Object counts per kind.
@@ -530,6 +653,14 @@ impl ClusterIndex {
             reference_grants: self.reference_grants.values().map(BTreeMap::len).sum(),
             gateways: self.gateways.len(),
             namespaces: self.namespaces.len(),
+            stateful_sets: self.workloads[WorkloadKind::StatefulSet.index()]
+                .objects
+                .len(),
+            daemon_sets: self.workloads[WorkloadKind::DaemonSet.index()]
+                .objects
+                .len(),
+            rollouts: self.workloads[WorkloadKind::Rollout.index()].objects.len(),
+            pods: self.pods.objects.len(),
         }
     }
 
@@ -687,6 +818,65 @@ impl ClusterIndex {
     /// See [`crate::policy::view::ClusterView::namespace_labels`].
     pub fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
         self.namespaces.get(namespace).cloned()
+    }
+
+    /// See [`crate::policy::view::ClusterView::workloads_running`].
+    pub fn workloads_running(
+        &self,
+        namespace: &str,
+        selector: &Labels,
+    ) -> Vec<Shared<WorkloadInfo>> {
+        if selector.is_empty() {
+            return Vec::new();
+        }
+        WorkloadKind::ALL
+            .iter()
+            .flat_map(|kind| {
+                self.workloads[kind.index()]
+                    .containing_all(namespace, &template_part(selector, *kind))
+                    .into_iter()
+                    .filter(|w| w.can_run(selector))
+                    .cloned()
+            })
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::rollouts_with_template_of`].
+    pub fn rollouts_with_template_of(
+        &self,
+        namespace: &str,
+        deployment: &str,
+    ) -> Vec<Shared<WorkloadInfo>> {
+        let rollouts = &self.workloads[WorkloadKind::Rollout.index()];
+        self.rollouts_by_template_ref
+            .get(fingerprint(&[namespace, deployment]))
+            .map(|keys| rollouts.resolve(namespace, keys.iter()))
+            .unwrap_or_default()
+            .into_iter()
+            // Postings are keyed by fingerprint: keep only what really names `deployment`.
+            .filter(|r| r.template_from.as_deref() == Some(deployment))
+            .cloned()
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::pods_matching`].
+    pub fn pods_matching(&self, namespace: &str, selector: &Labels) -> Vec<Shared<PodInfo>> {
+        if selector.is_empty() {
+            return Vec::new();
+        }
+        self.pods
+            .containing_all(namespace, selector)
+            .into_iter()
+            .filter(|p| Selector::map_selects(selector, &p.labels))
+            .cloned()
+            .collect()
+    }
+
+    /// See [`crate::policy::view::ClusterView::previous_service_selector`].
+    pub fn previous_service_selector(&self, namespace: &str, name: &str) -> Option<Labels> {
+        self.previous_service_selectors
+            .get(&ObjectKey::new(namespace, name))
+            .cloned()
     }
 
     /// See [`crate::policy::view::ClusterView::namespace_terminating`].

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use crate::manifest::Document;
 use crate::policy::objects::{
     DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
-    ReferenceGrantInfo, Selector, ServiceInfo, Shared,
+    PodInfo, ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
 };
 use crate::policy::view::{ClusterView, ObjectCounts, SyncStatus};
 use crate::store::{Store, StoredKind};
@@ -144,6 +144,10 @@ impl ClusterView for LayeredView<'_> {
             counts.reference_grants += more.reference_grants;
             counts.namespaces += more.namespaces;
             counts.gateways += more.gateways;
+            counts.stateful_sets += more.stateful_sets;
+            counts.daemon_sets += more.daemon_sets;
+            counts.rollouts += more.rollouts;
+            counts.pods += more.pods;
         }
         counts
     }
@@ -257,6 +261,71 @@ impl ClusterView for LayeredView<'_> {
             v.namespace_labels(namespace)
         })
     }
+
+    fn namespace_terminating(&self, namespace: &str) -> bool {
+        // The layer that holds the Namespace decides: a manifest's Namespace replaces the
+        // stored one, terminating or not.
+        self.one(StoredKind::Namespace, cluster_key(namespace), |v| {
+            v.namespace_labels(namespace)
+                .map(|_| v.namespace_terminating(namespace))
+        })
+        .unwrap_or(false)
+    }
+
+    fn workloads_running(&self, namespace: &str, selector: &Labels) -> Vec<Shared<WorkloadInfo>> {
+        // Three kinds behind one lookup: each found workload is hidden by its own kind.
+        for kind in [
+            StoredKind::StatefulSet,
+            StoredKind::DaemonSet,
+            StoredKind::Rollout,
+        ] {
+            self.note(kind);
+        }
+        let mut found = self.overlay.workloads_running(namespace, selector);
+        if let Some(base) = self.base {
+            found.extend(
+                base.workloads_running(namespace, selector)
+                    .into_iter()
+                    .filter(|w| !self.hidden(stored_kind(w.kind), &w.key)),
+            );
+        }
+        found.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+        found
+    }
+
+    fn rollouts_with_template_of(
+        &self,
+        namespace: &str,
+        deployment: &str,
+    ) -> Vec<Shared<WorkloadInfo>> {
+        self.many(
+            StoredKind::Rollout,
+            |v| v.rollouts_with_template_of(namespace, deployment),
+            |r| r.key.clone(),
+        )
+    }
+
+    fn pods_matching(&self, namespace: &str, selector: &Labels) -> Vec<Shared<PodInfo>> {
+        self.many(
+            StoredKind::Pod,
+            |v| v.pods_matching(namespace, selector),
+            |p| p.key.clone(),
+        )
+    }
+
+    fn previous_service_selector(&self, namespace: &str, name: &str) -> Option<Labels> {
+        self.one(StoredKind::Service, ObjectKey::new(namespace, name), |v| {
+            v.previous_service_selector(namespace, name)
+        })
+    }
+}
+
+fn stored_kind(kind: WorkloadKind) -> StoredKind {
+    match kind {
+        WorkloadKind::StatefulSet => StoredKind::StatefulSet,
+        WorkloadKind::DaemonSet => StoredKind::DaemonSet,
+        WorkloadKind::Rollout => StoredKind::Rollout,
+    }
 }
 
 #[cfg(test)]
@@ -349,6 +418,29 @@ mod tests {
                         .is_some_and(|g| g.listeners.len() == 1)
                 },
             ),
+            StoredKind::StatefulSet | StoredKind::DaemonSet => (
+                json!({"apiVersion": "apps/v1", "kind": kind.as_str(),
+                    "metadata": {"namespace": "shop", "name": "x"},
+                    "spec": {"serviceName": "x", "selector": {"matchLabels": {"app": "x"}},
+                        "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": []}}}}),
+                |v| {
+                    v.workloads_running("shop", &Labels::from([("app", "x")]))
+                        .len()
+                        == 1
+                },
+            ),
+            StoredKind::Rollout => (
+                json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                    "metadata": {"namespace": "shop", "name": "x"},
+                    "spec": {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}}}),
+                |v| v.rollouts_with_template_of("shop", "x").len() == 1,
+            ),
+            StoredKind::Pod => (
+                json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"namespace": "shop", "name": "x", "labels": {"app": "x"}},
+                    "spec": {"containers": []}}),
+                |v| v.pods_matching("shop", &Labels::from([("app", "x")])).len() == 1,
+            ),
         }
     }
 
@@ -372,9 +464,19 @@ mod tests {
             assert!(found(&alone), "{kind:?} in the overlay is not seen");
             let alone = alone.record_consulted();
             found(&alone);
+            // One lookup (workloads_running) answers for StatefulSets, DaemonSets and Rollouts
+            // together, so it records all three.
+            let expected = match kind {
+                StoredKind::StatefulSet | StoredKind::DaemonSet => BTreeSet::from([
+                    StoredKind::StatefulSet,
+                    StoredKind::DaemonSet,
+                    StoredKind::Rollout,
+                ]),
+                _ => BTreeSet::from([kind]),
+            };
             assert_eq!(
                 alone.take_consulted(),
-                BTreeSet::from([kind]),
+                expected,
                 "{kind:?}: lookups record their kind"
             );
             assert!(alone.take_consulted().is_empty(), "taking forgets");
@@ -403,5 +505,23 @@ mod tests {
         let web_labels = view.deployment("shop", "web").unwrap();
         assert_eq!(web_labels.key, ObjectKey::new("shop", "web"));
         assert_eq!(view.sync_status(), SyncStatus::Synced);
+    }
+
+    #[test]
+    fn a_terminating_namespace_is_seen_through_the_layer_and_replaced_by_the_overlay() {
+        let namespace = |terminating: bool| {
+            let mut object = json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "shop"}});
+            if terminating {
+                object["metadata"]["deletionTimestamp"] = json!("2026-03-01T00:00:00Z");
+            }
+            object
+        };
+        let (base, _) = Store::from_documents(&documents(vec![namespace(true)]));
+        let (through, _) = LayeredView::new(&[], Some(&base));
+        assert!(through.namespace_terminating("shop"));
+        assert!(!through.namespace_terminating("other"));
+        let (replaced, _) = LayeredView::new(&documents(vec![namespace(false)]), Some(&base));
+        assert!(!replaced.namespace_terminating("shop"));
     }
 }

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,7 +24,7 @@ use crate::policy::gateway::HttpRoute;
 
 use crate::policy::objects::{
     DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
-    ReferenceGrantInfo, Selector, ServiceInfo, Shared,
+    PodInfo, ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
 };
 use crate::policy::view::{ClusterView, ObjectCounts, SyncStatus};
 
@@ -49,11 +49,19 @@ pub enum StoredKind {
     Namespace,
     /// gateway.networking.k8s.io Gateway (its listeners).
     Gateway,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+    /// argoproj.io Rollout (Argo Rollouts).
+    Rollout,
+    /// v1 Pod, only those no kind with a pod template runs (see [`PodInfo::from_pod`]).
+    Pod,
 }
 
 impl StoredKind {
     /// Every kind, in a stable order.
-    pub const ALL: [StoredKind; 8] = [
+    pub const ALL: [StoredKind; 12] = [
         StoredKind::Deployment,
         StoredKind::Service,
         StoredKind::Ingress,
@@ -62,6 +70,10 @@ impl StoredKind {
         StoredKind::ReferenceGrant,
         StoredKind::Namespace,
         StoredKind::Gateway,
+        StoredKind::StatefulSet,
+        StoredKind::DaemonSet,
+        StoredKind::Rollout,
+        StoredKind::Pod,
     ];
 
     /// The Kubernetes kind name.
@@ -75,6 +87,10 @@ impl StoredKind {
             StoredKind::ReferenceGrant => "ReferenceGrant",
             StoredKind::Namespace => "Namespace",
             StoredKind::Gateway => "Gateway",
+            StoredKind::StatefulSet => "StatefulSet",
+            StoredKind::DaemonSet => "DaemonSet",
+            StoredKind::Rollout => "Rollout",
+            StoredKind::Pod => "Pod",
         }
     }
 
@@ -90,6 +106,20 @@ impl StoredKind {
             ("gateway.networking.k8s.io", "ReferenceGrant") => Some(StoredKind::ReferenceGrant),
             ("", "Namespace") => Some(StoredKind::Namespace),
             ("gateway.networking.k8s.io", "Gateway") => Some(StoredKind::Gateway),
+            ("apps", "StatefulSet") => Some(StoredKind::StatefulSet),
+            ("apps", "DaemonSet") => Some(StoredKind::DaemonSet),
+            ("argoproj.io", "Rollout") => Some(StoredKind::Rollout),
+            ("", "Pod") => Some(StoredKind::Pod),
+            _ => None,
+        }
+    }
+
+    /// The workload kind kept as a `WorkloadInfo`, for StatefulSet, DaemonSet and Rollout.
+    pub fn workload(self) -> Option<WorkloadKind> {
+        match self {
+            StoredKind::StatefulSet => Some(WorkloadKind::StatefulSet),
+            StoredKind::DaemonSet => Some(WorkloadKind::DaemonSet),
+            StoredKind::Rollout => Some(WorkloadKind::Rollout),
             _ => None,
         }
     }
@@ -115,6 +145,16 @@ pub enum StoreError {
         name: String,
         /// Parser error.
         source: serde_json::Error,
+    },
+    /// The kind is kept, but not this object (a pod whose workload is counted instead).
+    #[error("{kind} {name} is not kept: {reason}")]
+    NotKept {
+        /// Kind.
+        kind: &'static str,
+        /// Name.
+        name: String,
+        /// Why.
+        reason: &'static str,
     },
 }
 
@@ -227,6 +267,16 @@ impl Store {
         self.write(|i| i.delete(kind, key));
     }
 
+    /// Removes an object the store does not keep (any more): a watch event for a pod a
+    /// ReplicaSet now controls. Most such events are for pods never stored, so the write lock
+    /// is only taken when there is something to remove.
+    pub fn forget(&self, kind: StoredKind, key: &ObjectKey) {
+        if kind == StoredKind::Pod && !self.read(|i| i.holds_pod(key)) {
+            return;
+        }
+        self.delete(kind, key);
+    }
+
     /// Replaces everything of `kind` with `objects`, atomically for readers: the new contents
     /// are indexed before the lock is taken, so a relist of 10k objects does not stall reviews.
     pub fn replace_kind(&self, kind: StoredKind, objects: Vec<StoredObject>) {
@@ -298,7 +348,7 @@ impl OfflineLoad {
             let at = (self.files.len() - 1, document.line);
             match StoredObject::from_value(&document.value) {
                 Ok(stored) => parsed.push((stored, at)),
-                Err(StoreError::UnknownKind(_)) => {}
+                Err(StoreError::UnknownKind(_) | StoreError::NotKept { .. }) => {}
                 Err(error) => self
                     .warnings
                     .push(format!("{}: {error}", document.location())),
@@ -475,6 +525,10 @@ pub enum StoredObject {
         /// controller is deleting everything in it, so no DELETE there may be blocked.
         terminating: bool,
     },
+    /// A StatefulSet, DaemonSet or Argo Rollout.
+    Workload(WorkloadInfo),
+    /// A pod no kind with a pod template runs.
+    Pod(PodInfo),
 }
 
 impl StoredObject {
@@ -527,6 +581,30 @@ impl StoredObject {
                 terminating: !object["metadata"]["deletionTimestamp"].is_null()
                     || object["status"]["phase"] == "Terminating",
             },
+            StoredKind::StatefulSet => {
+                let typed = StatefulSet::deserialize(object).map_err(invalid)?;
+                StoredObject::Workload(WorkloadInfo::from_stateful_set(&typed, namespace))
+            }
+            StoredKind::DaemonSet => {
+                let typed = DaemonSet::deserialize(object).map_err(invalid)?;
+                StoredObject::Workload(WorkloadInfo::from_daemon_set(&typed, namespace))
+            }
+            StoredKind::Rollout => {
+                StoredObject::Workload(WorkloadInfo::from_rollout(object, namespace))
+            }
+            StoredKind::Pod => {
+                let typed = Pod::deserialize(object).map_err(invalid)?;
+                match PodInfo::from_pod(&typed, namespace) {
+                    Some(info) => StoredObject::Pod(info),
+                    None => {
+                        return Err(StoreError::NotKept {
+                            kind: kind.as_str(),
+                            name: name.to_owned(),
+                            reason: "its controller's pod template is counted instead",
+                        })
+                    }
+                }
+            }
         })
     }
 
@@ -541,6 +619,12 @@ impl StoredObject {
             StoredObject::ReferenceGrant(_) => StoredKind::ReferenceGrant,
             StoredObject::Gateway(_) => StoredKind::Gateway,
             StoredObject::Namespace { .. } => StoredKind::Namespace,
+            StoredObject::Workload(info) => match info.kind {
+                WorkloadKind::StatefulSet => StoredKind::StatefulSet,
+                WorkloadKind::DaemonSet => StoredKind::DaemonSet,
+                WorkloadKind::Rollout => StoredKind::Rollout,
+            },
+            StoredObject::Pod(_) => StoredKind::Pod,
         }
     }
 
@@ -555,6 +639,8 @@ impl StoredObject {
             StoredObject::ReferenceGrant(info) => info.key.clone(),
             StoredObject::Gateway(info) => info.key.clone(),
             StoredObject::Namespace { name, .. } => ObjectKey::new("", name.clone()),
+            StoredObject::Workload(info) => info.key.clone(),
+            StoredObject::Pod(info) => info.key.clone(),
         }
     }
 }
@@ -657,6 +743,26 @@ impl ClusterView for Store {
 
     fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
         self.read(|i| i.namespace_labels(namespace))
+    }
+
+    fn workloads_running(&self, namespace: &str, selector: &Labels) -> Vec<Shared<WorkloadInfo>> {
+        self.read(|i| i.workloads_running(namespace, selector))
+    }
+
+    fn rollouts_with_template_of(
+        &self,
+        namespace: &str,
+        deployment: &str,
+    ) -> Vec<Shared<WorkloadInfo>> {
+        self.read(|i| i.rollouts_with_template_of(namespace, deployment))
+    }
+
+    fn pods_matching(&self, namespace: &str, selector: &Labels) -> Vec<Shared<PodInfo>> {
+        self.read(|i| i.pods_matching(namespace, selector))
+    }
+
+    fn previous_service_selector(&self, namespace: &str, name: &str) -> Option<Labels> {
+        self.read(|i| i.previous_service_selector(namespace, name))
     }
 
     fn namespace_terminating(&self, namespace: &str) -> bool {
@@ -1014,6 +1120,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                 reference_grants: N,
                 namespaces: N,
                 gateways: N,
+                ..ObjectCounts::default()
             }
         );
         let one = Selector::from_labels(&labels(&[("app", "app-4242")]));
@@ -1056,6 +1163,148 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
         assert_eq!(index.counts().deployments, N / 2);
         assert_eq!(index.deployments_matching("ns-42", &tier).len(), 0);
         assert_eq!(index.deployments_matching("ns-43", &tier).len(), N / 100);
+    }
+
+    /// StatefulSets, DaemonSets and Rollouts are found by the labels their pods get (controller
+    /// labels included), bare pods by their own labels; pods a templated kind runs are not kept.
+    #[test]
+    fn workloads_and_pods_are_found_by_the_labels_their_pods_carry() {
+        let store = Store::offline();
+        store
+            .apply_object(&json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"namespace": "shop", "name": "db"},
+                "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db", "version": "v1"}}, "spec": {"containers": []}}},
+                "status": {"replicas": 3, "availableReplicas": 3}}))
+            .unwrap();
+        store
+            .apply_object(&json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"namespace": "shop", "name": "agent"},
+                "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                    "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": []}}}}))
+            .unwrap();
+        store
+            .apply_object(&json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": {"namespace": "shop", "name": "web"},
+                "spec": {"replicas": 2, "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}}))
+            .unwrap();
+        store
+            .apply_object(&json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"namespace": "shop", "name": "debug", "labels": {"app": "debug"}},
+                "spec": {"containers": []}}))
+            .unwrap();
+        let adopted = store.apply_object(&json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"namespace": "shop", "name": "web-1", "labels": {"app": "web"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1",
+                    "uid": "u", "controller": true}]},
+            "spec": {"containers": []}}));
+        assert!(
+            matches!(adopted, Err(StoreError::NotKept { .. })),
+            "{adopted:?}"
+        );
+
+        let counts = store.counts();
+        assert_eq!(
+            (
+                counts.stateful_sets,
+                counts.daemon_sets,
+                counts.rollouts,
+                counts.pods
+            ),
+            (1, 1, 1, 1)
+        );
+        let names = |found: Vec<Shared<WorkloadInfo>>| -> Vec<String> {
+            found
+                .iter()
+                .map(|w| format!("{}/{}", w.kind.as_str(), w.key.name))
+                .collect()
+        };
+        assert_eq!(
+            names(store.workloads_running("shop", &labels(&[("app", "db")]))),
+            ["StatefulSet/db"]
+        );
+        assert_eq!(
+            names(store.workloads_running(
+                "shop",
+                &labels(&[("statefulset.kubernetes.io/pod-name", "db-1")])
+            )),
+            ["StatefulSet/db"],
+            "a per-pod Service"
+        );
+        assert!(store
+            .workloads_running("shop", &labels(&[("app", "db"), ("version", "v2")]))
+            .is_empty());
+        assert!(store
+            .workloads_running("other", &labels(&[("app", "db")]))
+            .is_empty());
+        assert_eq!(
+            names(store.workloads_running("shop", &labels(&[("app", "agent")]))),
+            ["DaemonSet/agent"]
+        );
+        assert_eq!(
+            names(store.rollouts_with_template_of("shop", "web")),
+            ["Rollout/web"]
+        );
+        assert!(store.rollouts_with_template_of("shop", "api").is_empty());
+        assert_eq!(
+            store
+                .pods_matching("shop", &labels(&[("app", "debug")]))
+                .len(),
+            1
+        );
+        assert!(store
+            .pods_matching("shop", &labels(&[("app", "web")]))
+            .is_empty());
+
+        store
+            .delete_object(
+                &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": {"namespace": "shop", "name": "web"}}),
+            )
+            .unwrap();
+        assert!(store.rollouts_with_template_of("shop", "web").is_empty());
+        store.forget(StoredKind::Pod, &ObjectKey::new("shop", "debug"));
+        assert_eq!(store.counts().pods, 0);
+    }
+
+    /// A Service's selector before its last change is remembered, also across a relist that
+    /// does not change it (a broken watch must not lose the rollback target).
+    #[test]
+    fn the_previous_selector_of_a_service_survives_a_relist() {
+        let store = Store::offline();
+        let service = |version: &str| {
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"namespace": "shop", "name": "web"},
+                "spec": {"selector": {"app": "web", "version": version}}})
+        };
+        store.apply_object(&service("v1")).unwrap();
+        assert_eq!(store.previous_service_selector("shop", "web"), None);
+        store.apply_object(&service("v1")).unwrap();
+        assert_eq!(
+            store.previous_service_selector("shop", "web"),
+            None,
+            "unchanged"
+        );
+        store.apply_object(&service("v2")).unwrap();
+        let v1 = labels(&[("app", "web"), ("version", "v1")]);
+        assert_eq!(
+            store.previous_service_selector("shop", "web"),
+            Some(v1.clone())
+        );
+        let relisted = || vec![StoredObject::from_value(&service("v2")).unwrap()];
+        store.replace_kind(StoredKind::Service, relisted());
+        assert_eq!(store.previous_service_selector("shop", "web"), Some(v1));
+        // A relist that shows a change made while disconnected remembers what was stored.
+        store.replace_kind(
+            StoredKind::Service,
+            vec![StoredObject::from_value(&service("v3")).unwrap()],
+        );
+        assert_eq!(
+            store.previous_service_selector("shop", "web"),
+            Some(labels(&[("app", "web"), ("version", "v2")]))
+        );
+        store.delete_object(&service("v3")).unwrap();
+        assert_eq!(store.previous_service_selector("shop", "web"), None);
     }
 
     #[test]

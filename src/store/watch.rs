@@ -17,17 +17,24 @@
 //! cluster without Gateway API is not stuck "not synced"; the list is retried periodically and
 //! picked up once the CRD is installed.
 //!
+//! Argo Rollouts' Rollout is a CRD too, handled the same way.
+//!
+//! Pods are watched, but only those no kind with a pod template runs are kept (bare pods, Jobs'
+//! and operators' pods): an event for any other pod is dropped after reading its owner, and
+//! removes the pod if it was kept before (a bare pod a ReplicaSet adopted).
+//!
 //! The webhook never calls the API server on the request path: rules only read the store.
-//! RBAC needed (least privilege): `list` and `watch` on deployments (apps), services and
-//! namespaces (core), ingresses and ingressclasses (networking.k8s.io), httproutes,
-//! referencegrants and gateways (gateway.networking.k8s.io). Nothing else.
+//! RBAC needed (least privilege): `list` and `watch` on deployments, statefulsets and daemonsets
+//! (apps), services, namespaces and pods (core), ingresses and ingressclasses
+//! (networking.k8s.io), httproutes, referencegrants and gateways (gateway.networking.k8s.io),
+//! rollouts (argoproj.io). Nothing else.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
@@ -40,8 +47,8 @@ use tokio::task::JoinHandle;
 
 use crate::policy::gateway::HttpRoute;
 use crate::policy::objects::{
-    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, ObjectKey,
-    ReferenceGrantInfo, ServiceInfo,
+    DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, ObjectKey, PodInfo,
+    ReferenceGrantInfo, ServiceInfo, WorkloadInfo,
 };
 use crate::store::{Store, StoredKind, StoredObject};
 
@@ -57,6 +64,12 @@ pub const REFERENCE_GRANT_VERSIONS: &[&str] = &["v1", "v1beta1"];
 
 /// Versions tried for Gateway, newest first (v1 since Gateway API v1.0; v1beta1 before).
 pub const GATEWAY_VERSIONS: &[&str] = &["v1", "v1beta1"];
+
+/// The API group of Argo Rollouts.
+pub const ARGO_ROLLOUTS_GROUP: &str = "argoproj.io";
+
+/// Versions tried for Rollout (Argo Rollouts has only ever served v1alpha1).
+pub const ROLLOUT_VERSIONS: &[&str] = &["v1alpha1"];
 
 /// Timing of the watch tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,11 +140,31 @@ pub fn spawn_watchers_with(
             },
         ),
         spawn(
+            WatchedKind::new(typed(StoredKind::StatefulSet), Api::all(client.clone())),
+            |s: StatefulSet| StoredObject::Workload(WorkloadInfo::from_stateful_set(&s, "")),
+        ),
+        spawn(
+            WatchedKind::new(typed(StoredKind::DaemonSet), Api::all(client.clone())),
+            |d: DaemonSet| StoredObject::Workload(WorkloadInfo::from_daemon_set(&d, "")),
+        ),
+        spawn_filtered(
+            WatchedKind::new(typed(StoredKind::Pod), Api::all(client.clone())),
+            |p: Pod| PodInfo::from_pod(&p, "").map(StoredObject::Pod),
+        ),
+        spawn(
+            WatchedKind::crd(
+                typed(StoredKind::Rollout),
+                &client,
+                (ARGO_ROLLOUTS_GROUP, "Rollout", "rollouts"),
+                ROLLOUT_VERSIONS,
+            ),
+            rollout_from_watch,
+        ),
+        spawn(
             WatchedKind::crd(
                 typed(StoredKind::HttpRoute),
                 &client,
-                "HTTPRoute",
-                "httproutes",
+                (GATEWAY_GROUP, "HTTPRoute", "httproutes"),
                 HTTP_ROUTE_VERSIONS,
             ),
             http_route_from_watch,
@@ -140,8 +173,7 @@ pub fn spawn_watchers_with(
             WatchedKind::crd(
                 typed(StoredKind::ReferenceGrant),
                 &client,
-                "ReferenceGrant",
-                "referencegrants",
+                (GATEWAY_GROUP, "ReferenceGrant", "referencegrants"),
                 REFERENCE_GRANT_VERSIONS,
             ),
             |grant: DynamicObject| {
@@ -152,8 +184,7 @@ pub fn spawn_watchers_with(
             WatchedKind::crd(
                 typed(StoredKind::Gateway),
                 &client,
-                "Gateway",
-                "gateways",
+                (GATEWAY_GROUP, "Gateway", "gateways"),
                 GATEWAY_VERSIONS,
             ),
             |gateway: DynamicObject| {
@@ -184,6 +215,25 @@ fn http_route_from_watch(mut route: DynamicObject) -> StoredObject {
         ..HttpRoute::default()
     });
     StoredObject::HttpRoute(HttpRouteInfo::from_route(&typed, ""))
+}
+
+/// A Rollout from a watch event as the store keeps it: its template labels, replicas and the
+/// status counts (the rest of the status and the pod spec are dropped first).
+fn rollout_from_watch(mut rollout: DynamicObject) -> StoredObject {
+    let status = rollout
+        .data
+        .get_mut("status")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    let generation = rollout.metadata.generation;
+    let mut value = spec_only(rollout);
+    value["metadata"]["generation"] = json!(generation);
+    value["status"] = json!({
+        "availableReplicas": status["availableReplicas"],
+        "updatedReplicas": status["updatedReplicas"],
+        "observedGeneration": status["observedGeneration"],
+    });
+    StoredObject::Workload(WorkloadInfo::from_rollout(&value, ""))
 }
 
 /// Keeps the identity, creation time and spec of a CRD object and drops the rest (status, managedFields) before
@@ -229,20 +279,20 @@ impl<K> WatchedKind<K> {
 }
 
 impl WatchedKind<DynamicObject> {
+    /// A CRD kind: `(group, kind, plural)`, tried in `versions` (newest first).
     fn crd(
         (kind, settings, store): (StoredKind, WatchSettings, Arc<Store>),
         client: &Client,
-        kind_name: &str,
-        plural: &str,
+        (group, kind_name, plural): (&str, &str, &str),
         versions: &[&str],
     ) -> Self {
         let apis = versions
             .iter()
             .map(|version| {
-                let gvk = GroupVersionKind::gvk(GATEWAY_GROUP, version, kind_name);
+                let gvk = GroupVersionKind::gvk(group, version, kind_name);
                 let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
                 (
-                    format!("{GATEWAY_GROUP}/{version}"),
+                    format!("{group}/{version}"),
                     Api::all_with(client.clone(), &resource),
                 )
             })
@@ -265,11 +315,26 @@ enum Ended {
     Failed(String),
 }
 
+/// How a watch event's object becomes what the store keeps: `None` when the store does not
+/// keep this object (it is then removed, in case an earlier version of it was kept).
+type Convert<K> = Box<dyn Fn(K) -> Option<StoredObject> + Send + Sync>;
+
 fn spawn<K>(watched: WatchedKind<K>, convert: fn(K) -> StoredObject) -> JoinHandle<()>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    tokio::spawn(run(watched, convert))
+    tokio::spawn(run(watched, Box::new(move |object| Some(convert(object)))))
+}
+
+/// [`spawn`] for a kind of which the store keeps only some objects (pods).
+fn spawn_filtered<K>(
+    watched: WatchedKind<K>,
+    convert: fn(K) -> Option<StoredObject>,
+) -> JoinHandle<()>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    tokio::spawn(run(watched, Box::new(convert)))
 }
 
 /// Exponential backoff between failed attempts, reset by a completed list.
@@ -299,7 +364,7 @@ impl Backoff {
     }
 }
 
-async fn run<K>(watched: WatchedKind<K>, convert: fn(K) -> StoredObject)
+async fn run<K>(watched: WatchedKind<K>, convert: Convert<K>)
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
@@ -310,7 +375,7 @@ where
         let Some((api_version, api)) = watched.apis.get(version) else {
             return;
         };
-        match watch_until_failure(&watched, api, convert, &mut backoff).await {
+        match watch_until_failure(&watched, api, &convert, &mut backoff).await {
             Ended::NotServed(reason) if watched.optional => {
                 if version + 1 < watched.apis.len() {
                     version += 1;
@@ -362,7 +427,7 @@ fn list_config() -> watcher::Config {
 async fn watch_until_failure<K>(
     watched: &WatchedKind<K>,
     api: &Api<K>,
-    convert: fn(K) -> StoredObject,
+    convert: &Convert<K>,
     backoff: &mut Backoff,
 ) -> Ended
 where
@@ -377,7 +442,9 @@ where
         match event {
             Ok(Event::Init) => listing = Some(Vec::new()),
             Ok(Event::InitApply(object)) => {
-                listing.get_or_insert_with(Vec::new).push(convert(object))
+                if let Some(stored) = convert(object) {
+                    listing.get_or_insert_with(Vec::new).push(stored);
+                }
             }
             Ok(Event::InitDone) => {
                 let objects = listing.take().unwrap_or_default();
@@ -391,7 +458,13 @@ where
                     "kind listed; watching"
                 );
             }
-            Ok(Event::Apply(object)) => store.apply(convert(object)),
+            Ok(Event::Apply(object)) => {
+                let key = ObjectKey::new(object.namespace().unwrap_or_default(), object.name_any());
+                match convert(object) {
+                    Some(stored) => store.apply(stored),
+                    None => store.forget(kind, &key),
+                }
+            }
             Ok(Event::Delete(object)) => {
                 let key = ObjectKey::new(object.namespace().unwrap_or_default(), object.name_any());
                 store.delete(kind, &key);
@@ -414,6 +487,33 @@ mod tests {
 
     fn dynamic(value: Value) -> DynamicObject {
         serde_json::from_value(value).unwrap()
+    }
+
+    /// A watched Rollout keeps its template labels, replicas, generation and the status counts,
+    /// with Argo Rollouts' string observedGeneration read as a number.
+    #[test]
+    fn rollouts_from_watch_events() {
+        let rollout = dynamic(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"namespace": "shop", "name": "web", "generation": 3, "managedFields": [{}]},
+            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "web:2"}]}},
+                "strategy": {"blueGreen": {"activeService": "web", "previewService": "web-preview"}}},
+            "status": {"observedGeneration": "3", "availableReplicas": 4, "updatedReplicas": 4,
+                "blueGreen": {"activeSelector": "6b7c9d"}, "conditions": []}
+        }));
+        let StoredObject::Workload(info) = rollout_from_watch(rollout) else {
+            panic!("not a workload")
+        };
+        assert_eq!(info.kind, crate::policy::objects::WorkloadKind::Rollout);
+        assert_eq!(info.key, ObjectKey::new("shop", "web"));
+        assert_eq!((info.desired, info.available, info.updated), (4, 4, 4));
+        assert!(info.observed());
+        assert_eq!(
+            info.template_labels,
+            crate::policy::objects::Labels::from([("app", "web")])
+        );
     }
 
     /// A watched route keeps what the shadowing check reads (creation time included, which

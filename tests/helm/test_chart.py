@@ -65,8 +65,12 @@ EXPECTED_ARGS = [
 # What the store watches, and therefore all the ClusterRole may grant.
 EXPECTED_RBAC = {
     ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
     ("", "services"),
     ("", "namespaces"),
+    ("", "pods"),
+    ("argoproj.io", "rollouts"),
     ("networking.k8s.io", "ingresses"),
     ("networking.k8s.io", "ingressclasses"),
     ("gateway.networking.k8s.io", "httproutes"),

@@ -82,15 +82,21 @@ fn selector_overlaps(
                 .collect();
             // An overlap that predates this update (only the template changed; a selector is
             // immutable) is reported but not denied: denying would block the very updates
-            // (scale down, relabel the template) that repair it.
+            // (scale down, relabel the template) that repair it. Nor is an overlap with a
+            // Deployment scaled to 0: nothing is left to fight over, and creating the new
+            // Deployment next to the old one scaled down is how a Deployment is renamed or
+            // replaced (its selector cannot change).
             let existed = before.is_some_and(|old| overlaps(old, other));
-            let severity = if existed {
+            let idle = other.replicas == 0;
+            let severity = if existed || idle {
                 Severity::Warn
             } else {
                 Severity::Deny
             };
             let already = if existed {
                 " (already before this change)"
+            } else if idle {
+                " (it is scaled to 0: delete it once this one runs)"
             } else {
                 ""
             };
@@ -363,6 +369,30 @@ mod tests {
         );
         assert!(verdict.allowed(), "{verdict:?}");
         assert!(verdict.warnings[0].contains("already before this change"));
+    }
+
+    /// Replacing a Deployment (a selector is immutable, so a rename is a new Deployment next to
+    /// the old one): with the old one scaled to 0 the overlap only warns; while it still runs
+    /// pods it is denied.
+    #[test]
+    fn an_overlap_with_a_deployment_scaled_to_zero_only_warns() {
+        let mut old = deployment("web-old", json!({"app": "web"}), json!({"app": "web"}));
+        old["spec"]["replicas"] = json!(0);
+        let store = store(&[old]);
+        let new = deployment("web", json!({"app": "web"}), json!({"app": "web"}));
+        let verdict = review(&store, &policy(json!({})), Operation::Create, &new, None);
+        assert!(verdict.allowed(), "{verdict:?}");
+        assert!(
+            verdict.warnings[0].contains("it is scaled to 0: delete it once this one runs"),
+            "{verdict:?}"
+        );
+        let running = super::tests::store(&[deployment(
+            "web-old",
+            json!({"app": "web"}),
+            json!({"app": "web"}),
+        )]);
+        let verdict = review(&running, &policy(json!({})), Operation::Create, &new, None);
+        assert!(!verdict.allowed(), "{verdict:?}");
     }
 
     #[test]

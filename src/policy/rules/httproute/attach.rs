@@ -260,3 +260,157 @@ fn with_name_label(labels: Option<&Labels>, namespace: &str) -> Labels {
         .chain([(NAMESPACE_NAME_LABEL, namespace)])
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use serde_json::json;
+
+    fn parent(kind: &str, name: &str, section: Option<&str>, port: Option<i64>) -> RouteParent {
+        let group = if kind == "Service" {
+            ""
+        } else {
+            "gateway.networking.k8s.io"
+        };
+        RouteParent {
+            parent: format!("{group}/{kind}/infra/{name}"),
+            section: section.map(str::to_owned),
+            port,
+            rejected: false,
+        }
+    }
+
+    fn store() -> Store {
+        let store = Store::offline();
+        for object in [
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"namespace": "infra", "name": "gw"},
+                "spec": {"listeners": [
+                    {"name": "http", "port": 80, "protocol": "HTTP",
+                     "allowedRoutes": {"namespaces": {"from": "Selector",
+                        "selector": {"matchLabels": {"team": "shop"}}}}},
+                    {"name": "web", "port": 8080, "protocol": "example.com/QUIC",
+                     "hostname": "*.example.com", "allowedRoutes": {"namespaces": {"from": "All"}}}]}}),
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"namespace": "infra", "name": "echo"},
+                "spec": {"ports": [{"name": "http", "port": 80}, {"name": "grpc", "port": 7070}]}}),
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "payments", "labels": {"team": "payments"}}}),
+        ] {
+            store.apply_object(&object).unwrap();
+        }
+        store
+    }
+
+    fn hosts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|h| h.to_string()).collect()
+    }
+
+    #[test]
+    fn gateway_listeners_decide_what_attaches() {
+        let store = store();
+        // Both listeners; the selector cannot be judged for a namespace the view has not seen,
+        // so it may attach (only what is known not to attach is set aside).
+        let any = attach(&store, "shop", &[], &parent("Gateway", "gw", None, None)).unwrap();
+        assert_eq!(
+            any,
+            Listeners::Known(vec![
+                AttachedListener {
+                    name: "http".into(),
+                    hostnames: hosts(&[""])
+                },
+                AttachedListener {
+                    name: "web".into(),
+                    hostnames: hosts(&["*.example.com"])
+                },
+            ])
+        );
+        // A known namespace whose labels the selector does not match: only the other listener.
+        let payments = attach(
+            &store,
+            "payments",
+            &hosts(&["pay.example.com"]),
+            &parent("Gateway", "gw", None, None),
+        )
+        .unwrap();
+        assert_eq!(
+            payments,
+            Listeners::Known(vec![AttachedListener {
+                name: "web".into(),
+                hostnames: hosts(&["pay.example.com"])
+            }])
+        );
+        let rejected = attach(
+            &store,
+            "payments",
+            &[],
+            &parent("Gateway", "gw", Some("http"), None),
+        )
+        .unwrap_err();
+        assert_eq!(rejected.reason, "NotAllowedByListeners");
+        let wrong_port = attach(
+            &store,
+            "shop",
+            &[],
+            &parent("Gateway", "gw", Some("http"), Some(8080)),
+        )
+        .unwrap_err();
+        assert_eq!(wrong_port.reason, "NoMatchingParent");
+        assert!(
+            wrong_port
+                .detail
+                .contains("its listener http is not on port 8080"),
+            "{wrong_port:?}"
+        );
+        let no_host = attach(
+            &store,
+            "shop",
+            &hosts(&["example.org"]),
+            &parent("Gateway", "gw", Some("web"), None),
+        )
+        .unwrap_err();
+        assert_eq!(no_host.reason, "NoMatchingListenerHostname");
+        // Not in the view, or a kind the store does not keep: taken to attach as written.
+        for unknown in [
+            parent("Gateway", "elsewhere", Some("nope"), None),
+            parent("ListenerSet", "gw", Some("nope"), None),
+        ] {
+            assert_eq!(
+                attach(&store, "shop", &[], &unknown).unwrap(),
+                Listeners::Unknown
+            );
+        }
+    }
+
+    #[test]
+    fn a_mesh_parent_attaches_to_the_service_ports() {
+        let store = store();
+        for ok in [
+            parent("Service", "echo", None, None),
+            parent("Service", "echo", None, Some(7070)),
+            parent("Service", "echo", Some("grpc"), None),
+        ] {
+            assert_eq!(
+                attach(&store, "shop", &hosts(&["ignored"]), &ok).unwrap(),
+                Listeners::Service
+            );
+        }
+        let no_port = attach(
+            &store,
+            "shop",
+            &[],
+            &parent("Service", "echo", None, Some(9090)),
+        )
+        .unwrap_err();
+        assert!(
+            no_port
+                .detail
+                .contains("no port 9090 (ports: http 80, grpc 7070)"),
+            "{no_port:?}"
+        );
+        let missing =
+            attach(&store, "shop", &[], &parent("Service", "nope", None, None)).unwrap_err();
+        assert_eq!(missing.detail, "Service infra/nope does not exist");
+    }
+}

@@ -82,8 +82,8 @@ pub(super) fn display_parent(parent: &str) -> String {
     }
 }
 
-/// Whether `other` serves `hostname` on `listener` of `parent` (the parent of `mine`), as far
-/// as known: `None` when it does not attach there.
+/// Whether `other` serves `hostname` on `listener` (when known) of `mine`'s parent: false when
+/// it is known not to attach there (by the Gateway's listeners or a controller's status).
 fn other_serves(
     view: &dyn ClusterView,
     other: &HttpRouteInfo,
