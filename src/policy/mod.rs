@@ -7,6 +7,7 @@ pub mod engine;
 pub mod finding;
 pub mod gateway;
 pub mod glob;
+pub mod intent;
 pub mod labels;
 pub mod load;
 pub mod objects;

@@ -1,0 +1,277 @@
+//! Intent: which fields of an incoming object a person or a tool chose, and which the API server
+//! (or an earlier webhook answer) filled in.
+//!
+//! The API server defaults an object before any webhook sees it, so a Deployment arrives with
+//! `maxUnavailable: 25%`, `revisionHistoryLimit: 10` and so on whether or not anyone wrote them.
+//! Rules that fill values must not fight values someone chose (a GitOps tool re-asserts them on
+//! the next apply, which is drift at best and a rollout nobody asked for at worst), so they ask
+//! here first. Sources, strongest first, as the traces in `../shared/traces/apiserver-1.20` show
+//! them:
+//!
+//! 1. `managedFields` entries with `operation: Apply` (server-side apply: kubectl `--server-side`,
+//!    Flux's `kustomize-controller`, Helm 4). Their `fieldsV1` lists exactly the fields of the
+//!    applied configuration, nothing the API server defaulted and nothing a webhook added (on
+//!    1.20 webhook additions are owned by no one; from 1.27-ish they are owned by the request's
+//!    manager, but under an `Update` entry, never the `Apply` one). `Update` entries are *not* a
+//!    source: an Update manager owns every field the write set, defaults included (the
+//!    `kubectl-create/Update` entry of a CREATE lists `progressDeadlineSeconds`).
+//! 2. The `kubectl.kubernetes.io/last-applied-configuration` annotation (client-side
+//!    `kubectl apply`, Argo CD's default). It holds the manifest as written and stays on the
+//!    object for every later write by any client.
+//! 3. On UPDATE, the old object: a field this request leaves unchanged was not chosen by this
+//!    request. (On 1.20 the oldObject of most UPDATEs has no managedFields, so only the new
+//!    object's entries are read.)
+//! 4. On CREATE with none of these (`kubectl create`, Helm 3), a value equal to the API-server
+//!    default counts as defaulted: the two cannot be told apart.
+//!
+//! Pure: reads the typed objects, never serialises them; the last-applied configuration is
+//! parsed once per [`Intent`].
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::admission::Operation;
+use kube::Resource;
+use serde_json::Value;
+
+use crate::policy::engine::Context;
+
+/// The annotation client-side `kubectl apply` (and Argo CD) keep the applied manifest in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What one field's value is, as far as the request tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// A person or tool wrote this value: it is in the applied configuration, or this request
+    /// changed it to something other than the API default (or, on a CREATE with no applied
+    /// configuration, it differs from the default). Never rewrite it silently.
+    Chosen,
+    /// The API server (or nobody) put it there: not in the applied configuration, or equal to
+    /// the API default where nothing says otherwise. Free to fill.
+    Defaulted,
+    /// UPDATE: the request leaves the value as stored and no applied configuration names it.
+    /// Nobody chose it *in this request*; touching it would change what the request did not.
+    Unchanged,
+    /// The object does not have the field.
+    Absent,
+}
+
+impl Choice {
+    /// True for a value someone wrote.
+    pub fn is_chosen(self) -> bool {
+        self == Choice::Chosen
+    }
+
+    /// True when a rule may fill the field: absent, or holding a default nobody chose.
+    pub fn is_fillable(self) -> bool {
+        matches!(self, Choice::Defaulted | Choice::Absent)
+    }
+}
+
+/// Where the intent of a request was read from (for messages and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `managedFields` entries with `operation: Apply`, by manager.
+    Apply(Vec<String>),
+    /// The last-applied-configuration annotation.
+    LastApplied,
+    /// Nothing declared: only the old object (UPDATE) or the API defaults (CREATE).
+    Defaults,
+}
+
+/// The applied configuration, in whichever form the request carries it.
+#[derive(Debug)]
+enum Declared<'a> {
+    /// `fieldsV1` sets of the Apply entries (borrowed from the object).
+    Apply {
+        managers: Vec<String>,
+        sets: Vec<&'a Value>,
+    },
+    /// The parsed last-applied manifest.
+    LastApplied(Value),
+    /// No applied configuration.
+    Nothing,
+}
+
+/// A field path: member names, and `name=<value>` for the item of a list whose `name` is
+/// `<value>` (containers, ports by name). Label and annotation keys never contain `=`, and field
+/// names never do, so the form is unambiguous. Example:
+/// `["spec", "template", "spec", "containers", "name=web", "readinessProbe"]`.
+pub type FieldPath<'p> = [&'p str];
+
+/// The intent of one request: which fields its object declares, and the objects to compare.
+#[derive(Debug)]
+pub struct Intent<'a, K> {
+    operation: Operation,
+    object: Option<&'a K>,
+    old_object: Option<&'a K>,
+    declared: Declared<'a>,
+}
+
+impl<'a, K: Resource> Intent<'a, K> {
+    /// The intent of the request a rule is evaluating.
+    pub fn of(ctx: &Context<'a, K>) -> Self {
+        Self::new(ctx.operation.clone(), ctx.object, ctx.old_object)
+    }
+
+    /// The intent of a request with these parts (`old_object` is only read on UPDATE).
+    pub fn new(operation: Operation, object: Option<&'a K>, old_object: Option<&'a K>) -> Self {
+        let old_object = old_object.filter(|_| operation == Operation::Update);
+        let declared = object.map_or(Declared::Nothing, |o| declared(o.meta()));
+        Self {
+            operation,
+            object,
+            old_object,
+            declared,
+        }
+    }
+
+    /// Where the applied configuration came from.
+    pub fn source(&self) -> Source {
+        match &self.declared {
+            Declared::Apply { managers, .. } => Source::Apply(managers.clone()),
+            Declared::LastApplied(_) => Source::LastApplied,
+            Declared::Nothing => Source::Defaults,
+        }
+    }
+
+    /// Whether the applied configuration names `path`: `Some(true)` or `Some(false)` when the
+    /// request carries one (Apply entries or last-applied), `None` when it carries none.
+    pub fn declares(&self, path: &FieldPath<'_>) -> Option<bool> {
+        match &self.declared {
+            Declared::Apply { sets, .. } => Some(sets.iter().any(|set| fields_v1_has(set, path))),
+            Declared::LastApplied(manifest) => Some(manifest_has(manifest, path)),
+            Declared::Nothing => None,
+        }
+    }
+
+    /// True on an UPDATE (there is an old object to compare with).
+    pub fn is_update(&self) -> bool {
+        self.old_object.is_some()
+    }
+
+    /// Who chose the value at `path`. `read` reads the field from a typed object; `default` is
+    /// the API server's default for it (`None` when it has none, so a present value on a CREATE
+    /// with no applied configuration counts as chosen).
+    pub fn chose<T: PartialEq + ?Sized>(
+        &self,
+        path: &FieldPath<'_>,
+        read: impl Fn(&K) -> Option<&T>,
+        default: Option<&T>,
+    ) -> Choice {
+        let Some(value) = self.object.and_then(&read) else {
+            return Choice::Absent;
+        };
+        let declared = self.declares(path);
+        if declared == Some(true) {
+            return Choice::Chosen;
+        }
+        let is_default = default.is_some_and(|d| d == value);
+        match self.old_object {
+            Some(old) => {
+                if read(old) == Some(value) {
+                    Choice::Unchanged
+                } else if is_default {
+                    // A declarative client that no longer sends the field (kubectl replace with
+                    // the manifest, a merge patch of the list): the API server defaulted it again.
+                    Choice::Defaulted
+                } else {
+                    // This request wrote it (kubectl patch, set, edit, an Update manager).
+                    Choice::Chosen
+                }
+            }
+            None => match declared {
+                // Not in the applied configuration: the API server (or a webhook) put it there.
+                Some(false) => Choice::Defaulted,
+                _ if is_default => Choice::Defaulted,
+                _ => Choice::Chosen,
+            },
+        }
+    }
+
+    /// True when the request is a CREATE.
+    pub fn is_create(&self) -> bool {
+        self.operation == Operation::Create
+    }
+}
+
+fn declared(meta: &ObjectMeta) -> Declared<'_> {
+    let mut managers = Vec::new();
+    let mut sets = Vec::new();
+    for entry in meta.managed_fields.iter().flatten() {
+        if entry.operation.as_deref() != Some("Apply") {
+            continue;
+        }
+        if let Some(fields) = &entry.fields_v1 {
+            sets.push(&fields.0);
+            managers.push(entry.manager.clone().unwrap_or_default());
+        }
+    }
+    if !sets.is_empty() {
+        return Declared::Apply { managers, sets };
+    }
+    let last_applied = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LAST_APPLIED))
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .filter(Value::is_object);
+    // An unreadable annotation is no declaration: fall back to the old object and defaults
+    // rather than treating every field as undeclared (which would make everything fillable).
+    last_applied.map_or(Declared::Nothing, Declared::LastApplied)
+}
+
+/// Splits `name=<value>` list-item steps.
+fn list_item(step: &str) -> Option<&str> {
+    step.strip_prefix("name=")
+}
+
+/// Whether a `fieldsV1` set (`{"f:spec": {"f:replicas": {}}}`, list items as
+/// `k:{"name":"web"}`) contains `path` (a prefix counts: `f:selector: {}` owns the whole
+/// selector as an atomic field).
+fn fields_v1_has(set: &Value, path: &FieldPath<'_>) -> bool {
+    let mut node = set;
+    for step in path {
+        let Some(members) = node.as_object() else {
+            return false;
+        };
+        // An atomic field (`f:selector: {}`) owns everything below it.
+        if members.is_empty() {
+            return true;
+        }
+        let next = match list_item(step) {
+            Some(name) => members.iter().find_map(|(key, child)| {
+                let item = key.strip_prefix("k:")?;
+                let keys: Value = serde_json::from_str(item).ok()?;
+                (keys.get("name").and_then(Value::as_str) == Some(name)).then_some(child)
+            }),
+            None => members.get(&format!("f:{step}")),
+        };
+        match next {
+            Some(child) => node = child,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Whether a manifest (the last-applied configuration) has a non-null value at `path`.
+fn manifest_has(manifest: &Value, path: &FieldPath<'_>) -> bool {
+    let mut node = manifest;
+    for step in path {
+        let next = match list_item(step) {
+            Some(name) => node.as_array().and_then(|items| {
+                items
+                    .iter()
+                    .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
+            }),
+            None => node.as_object().and_then(|m| m.get(*step)),
+        };
+        match next {
+            Some(child) => node = child,
+            None => return false,
+        }
+    }
+    !node.is_null()
+}
+
+#[cfg(test)]
+mod tests;
