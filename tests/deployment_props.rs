@@ -1,7 +1,8 @@
 //! Property tests of the Deployment rules through the real review path: for arbitrary rollout
 //! settings and images on a defaulted Deployment, mutate's patch applies, never touches
 //! `spec.selector`, never leaves maxSurge and maxUnavailable both 0 or a progress deadline that
-//! API validation refuses, and mutate on its own output yields no patch.
+//! API validation refuses, and mutate on its own output yields no patch; and an UPDATE that does
+//! not change the pod template (annotate, label, pause, scale, a no-op) gets no spec patch at all.
 
 use base64::Engine as _;
 use proptest::prelude::*;
@@ -191,5 +192,97 @@ proptest! {
 
         let again = mutate(&patched, old.as_ref());
         prop_assert!(again.is_empty(), "second mutate patched again: {again:?}");
+    }
+}
+
+/// A write that does not change the pod template, as clients send them (traces
+/// kubectl-annotate-label, kubectl-rollout-pause-resume, kubectl-patch replicas, SSA no-op).
+#[derive(Debug, Clone)]
+enum UntouchedWrite {
+    Annotate,
+    Label,
+    Pause,
+    Scale(i64),
+    Noop,
+}
+
+fn untouched_write() -> impl Strategy<Value = UntouchedWrite> {
+    prop_oneof![
+        Just(UntouchedWrite::Annotate),
+        Just(UntouchedWrite::Label),
+        Just(UntouchedWrite::Pause),
+        (0i64..20).prop_map(UntouchedWrite::Scale),
+        Just(UntouchedWrite::Noop),
+    ]
+}
+
+/// How the stored object came to be: which applied configuration its requests carry.
+fn with_source(mut object: Value, source: u8) -> Value {
+    match source {
+        // Server-side apply (kubectl, Flux, Helm 4): an Apply entry without the strategy.
+        1 => {
+            object["metadata"]["managedFields"] = json!([{
+                "manager": "kustomize-controller", "operation": "Apply", "apiVersion": "apps/v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}},
+                    "f:spec": {"f:replicas": {}, "f:selector": {}, "f:template": {
+                        "f:metadata": {"f:labels": {"f:app": {}}},
+                        "f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {},
+                            "f:name": {}}}}}}}}]);
+        }
+        // Client-side apply (kubectl apply, Argo CD): the manifest with explicit values.
+        2 => {
+            let manifest = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+                "spec": {"replicas": object["spec"]["replicas"].clone(),
+                         "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+                         "selector": object["spec"]["selector"].clone(),
+                         "template": object["spec"]["template"].clone()}});
+            object["metadata"]["annotations"] = json!({
+                "kubectl.kubernetes.io/last-applied-configuration": manifest.to_string()});
+        }
+        _ => {}
+    }
+    object
+}
+
+fn untouched(old: &Value, write: &UntouchedWrite) -> Value {
+    let mut new = old.clone();
+    match write {
+        UntouchedWrite::Annotate => {
+            if !new["metadata"]["annotations"].is_object() {
+                new["metadata"]["annotations"] = json!({});
+            }
+            new["metadata"]["annotations"]["team"] = json!("shop");
+        }
+        UntouchedWrite::Label => new["metadata"]["labels"]["tier"] = json!("front"),
+        UntouchedWrite::Pause => new["spec"]["paused"] = json!(true),
+        UntouchedWrite::Scale(n) => new["spec"]["replicas"] = json!(n),
+        UntouchedWrite::Noop => {}
+    }
+    new
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The hard invariant of issue 9: an UPDATE that does not change the pod template never gets
+    /// a template change (that would be a rollout nobody asked for), and one that does not change
+    /// the rollout settings gets no patch to them: whatever the stored values (API defaults from
+    /// before the webhook, the policy's, a user's), whatever client wrote them, whatever write.
+    #[test]
+    fn untouched_template_and_spec_stay_untouched(
+        s in settings(),
+        write in untouched_write(),
+        source in 0u8..3,
+    ) {
+        prop_assume!(!(is_zero(s.surge.as_ref()) && is_zero(s.unavailable.as_ref())));
+        prop_assume!(s.deadline.unwrap_or(600) > s.min_ready.unwrap_or(0));
+        let old = with_source(deployment(&s, &s.image), source);
+        let new = untouched(&old, &write);
+        let ops = mutate(&new, Some(&old));
+        for op in &ops {
+            let path = op["path"].as_str().unwrap_or("");
+            prop_assert!(!path.starts_with("/spec"), "{write:?} got a spec patch: {op}");
+        }
     }
 }

@@ -228,9 +228,11 @@ pub struct ContainerChoice {
     pub name: Option<String>,
 }
 
-/// Version label rule. Checks: `missing` (no label yet), `stale` (label no longer matches the
-/// image after an image change), `mismatch` (a user-set value differs from the image),
-/// `untagged` (the image has neither tag nor digest).
+/// Version label rule. Checks: `missing` (no label yet), `stale` (a label rollout-guard set no
+/// longer matches the image after an image change), `mismatch` (a value a person or tool wrote
+/// differs from the image: warned, kept unless `followImage`), `untagged` (the image has
+/// neither tag nor digest), `notAVersion` (the tag names no version, e.g. `latest`, `alpine`),
+/// `selectorLabel` (the key is in `spec.selector`, so the template label cannot follow).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VersionLabelRule {
@@ -250,12 +252,15 @@ pub struct VersionLabelRule {
     /// The container whose image tag is the version. Default: the first container.
     #[serde(default)]
     pub container: ContainerChoice,
-    /// When true the label always follows the image, replacing a value the user set.
-    /// When false (default) a user's value is kept.
+    /// When true the label always follows the image, replacing a value the user set (with a
+    /// warning; `enforce` denies instead). A GitOps tool writes its value back on the next
+    /// apply, which changes the pod template again: every such apply is a rollout with the same
+    /// image. When false (default) a user's value is kept and a disagreement with the image is
+    /// a warning naming both.
     #[serde(default)]
     pub follow_image: bool,
-    /// When true (default), a label that still carries the old image's version after the image
-    /// changed is refreshed, even when `followImage` is false.
+    /// When true (default), a label rollout-guard itself set earlier is refreshed when the image
+    /// changes (a value a person or tool wrote is never refreshed, unless `followImage`).
     #[serde(default = "yes")]
     pub refresh_stale: bool,
     /// Hex characters of a digest kept when the image is pinned by digest only
@@ -263,6 +268,12 @@ pub struct VersionLabelRule {
     #[serde(default = "default_digest_chars")]
     #[schemars(range(min = 7, max = 64))]
     pub digest_chars: u8,
+    /// Tags that name no version even though they contain a digit (globs, case-insensitive),
+    /// on top of the built-in rule that a tag without a digit (`latest`, `alpine`, `stable`,
+    /// `main`) is not a version. Such an image gets a `notAVersion` warning and the label is
+    /// neither added nor refreshed. Default `[nightly*, *snapshot*]`.
+    #[serde(default = "default_non_version_tags")]
+    pub non_version_tags: Vec<String>,
 }
 
 impl Default for VersionLabelRule {
@@ -276,12 +287,17 @@ impl Default for VersionLabelRule {
             follow_image: false,
             refresh_stale: true,
             digest_chars: default_digest_chars(),
+            non_version_tags: default_non_version_tags(),
         }
     }
 }
 
 fn default_version_label_keys() -> Vec<String> {
     vec!["app.kubernetes.io/version".to_owned()]
+}
+
+fn default_non_version_tags() -> Vec<String> {
+    vec!["nightly*".to_owned(), "*snapshot*".to_owned()]
 }
 
 fn default_digest_chars() -> u8 {
@@ -345,11 +361,15 @@ pub enum IntOrPercent {
 /// Rolling-update safety rule. Checks: `maxUnavailable`, `maxSurge`, `minReadySeconds`,
 /// `progressDeadlineSeconds`, `revisionHistoryLimit`, `allPodsDown` (the effective
 /// maxUnavailable takes every pod down at once), `readinessProbe` (a container without one),
-/// `recreateStrategy` (Recreate in a namespace listed in `recreateNamespaces`).
+/// `recreateStrategy` (Recreate in a namespace listed in `recreateNamespaces`),
+/// `unschedulableSurge` (a hostPort or per-node anti-affinity made the rule fill
+/// maxUnavailable 1 / maxSurge 0 instead of maxUnavailable 0).
 ///
-/// The API server defaults these fields before webhooks see the object, so a field holding the
-/// exact Kubernetes default is treated as "not chosen" and set to the target here; a value the
-/// user chose that is less safe than the target is handled by the mode.
+/// Fill, never fight: a field nobody chose (absent, or the API server's default where the
+/// request's applied configuration does not name it; see `policy::intent`) is set to the target;
+/// a value a person or tool chose that is less safe than the target is a warning in `mutate`
+/// mode and a denial in `enforce` mode, rewritten only with `overrideChosen`; a field an UPDATE
+/// leaves as stored is not touched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollingUpdateRule {
@@ -396,6 +416,13 @@ pub struct RollingUpdateRule {
     #[serde(default)]
     #[schemars(inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
     pub recreate_namespaces: Vec<String>,
+    /// When true, a value a person or tool chose that is less safe than the policy is rewritten
+    /// to the policy's value (with a warning; `enforce` denies instead). Default false: it is
+    /// only reported. A GitOps tool puts its value back on the next apply: `kubectl apply`
+    /// reports `configured` every time, Argo CD shows OutOfSync and self-heal loops between its
+    /// value and ours, Flux re-applies on every interval.
+    #[serde(default)]
+    pub override_chosen: bool,
 }
 
 impl Default for RollingUpdateRule {
@@ -412,6 +439,7 @@ impl Default for RollingUpdateRule {
             revision_history_limit: default_revision_history_limit(),
             min_revision_history_limit: default_min_revision_history_limit(),
             recreate_namespaces: Vec::new(),
+            override_chosen: false,
         }
     }
 }

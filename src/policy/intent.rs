@@ -47,10 +47,12 @@ pub enum Choice {
     /// The API server (or nobody) put it there: not in the applied configuration, or equal to
     /// the API default where nothing says otherwise. Free to fill.
     Defaulted,
-    /// UPDATE: the request leaves the value as stored and no applied configuration names it.
-    /// Nobody chose it *in this request*; touching it would change what the request did not.
+    /// UPDATE: the request leaves the value as stored (or leaves it absent, as stored) and no
+    /// applied configuration names it. Nobody chose it *in this request*; touching it would
+    /// change what the request did not.
     Unchanged,
-    /// The object does not have the field.
+    /// The object does not have the field (and, on UPDATE, the stored object had it: the
+    /// request dropped it, as `kubectl replace` with a manifest that omits it does).
     Absent,
 }
 
@@ -143,6 +145,23 @@ impl<'a, K: Resource> Intent<'a, K> {
         }
     }
 
+    /// Whether any managedFields entry (Apply or Update) owns `path`; `None` when the object has
+    /// no managedFields at all (an offline manifest). On the API servers of the traces a field a
+    /// mutating webhook added is owned by nobody, while every field a client wrote is owned by
+    /// its manager, so `Some(false)` for a present field marks a webhook's addition.
+    pub fn owned(&self, path: &FieldPath<'_>) -> Option<bool> {
+        let entries = self.object?.meta().managed_fields.as_ref()?;
+        if entries.is_empty() {
+            return None;
+        }
+        Some(entries.iter().any(|entry| {
+            entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|fields| fields_v1_has(&fields.0, path))
+        }))
+    }
+
     /// True on an UPDATE (there is an old object to compare with).
     pub fn is_update(&self) -> bool {
         self.old_object.is_some()
@@ -158,7 +177,13 @@ impl<'a, K: Resource> Intent<'a, K> {
         default: Option<&T>,
     ) -> Choice {
         let Some(value) = self.object.and_then(&read) else {
-            return Choice::Absent;
+            // Absent before and after: the request did not touch it (a pause, an annotation).
+            let absent_before = self.old_object.is_some_and(|old| read(old).is_none());
+            return if absent_before {
+                Choice::Unchanged
+            } else {
+                Choice::Absent
+            };
         };
         let declared = self.declares(path);
         if declared == Some(true) {

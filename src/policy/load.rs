@@ -106,7 +106,14 @@ pub struct RuleInfo {
 }
 
 /// Checks of the `versionLabel` rule.
-pub const VERSION_LABEL_CHECKS: &[&str] = &["missing", "stale", "mismatch", "untagged"];
+pub const VERSION_LABEL_CHECKS: &[&str] = &[
+    "missing",
+    "stale",
+    "mismatch",
+    "untagged",
+    "notAVersion",
+    "selectorLabel",
+];
 /// Checks of the `changeCause` rule.
 pub const CHANGE_CAUSE_CHECKS: &[&str] = &["missing"];
 /// Checks of the `rollingUpdate` rule.
@@ -119,6 +126,7 @@ pub const ROLLING_UPDATE_CHECKS: &[&str] = &[
     "allPodsDown",
     "readinessProbe",
     "recreateStrategy",
+    "unschedulableSurge",
 ];
 
 /// Every rule a policy can configure, in `spec.rules` order.

@@ -311,6 +311,23 @@ fn absent_fields_and_bad_annotations() {
 }
 
 #[test]
+fn absent_before_and_after_is_unchanged() {
+    let mut stored = defaulted(json!({}));
+    stored["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("revisionHistoryLimit");
+    let old = deployment(stored.clone());
+    let new = deployment(stored);
+    let intent = Intent::new(Operation::Update, Some(&new), Some(&old));
+    assert_eq!(choose_history(&intent), Choice::Unchanged);
+    // Dropped by this request: absent, so fillable again.
+    let old = deployment(defaulted(json!({})));
+    let intent = Intent::new(Operation::Update, Some(&new), Some(&old));
+    assert_eq!(choose_history(&intent), Choice::Absent);
+}
+
+#[test]
 fn old_object_is_ignored_on_create() {
     let object = deployment(defaulted(json!({})));
     let mut other = defaulted(json!({}));

@@ -84,6 +84,18 @@ pub fn version(image: &str, digest_chars: usize) -> Option<String> {
     sanitize_label_value(&format!("{algorithm}-{short}"))
 }
 
+/// Whether a tag names a version. A tag with no digit does not (`latest`, `alpine`, `stable`,
+/// `main`, `edge`, `lts`, `master`: they move with every push, so a label naming them says
+/// nothing about what runs); nor does one matching a pattern of the policy's `nonVersionTags`
+/// (globs, compared case-insensitively, e.g. `nightly-*`).
+pub fn is_version_tag<S: AsRef<str>>(tag: &str, non_version: &[S]) -> bool {
+    let lower = tag.to_ascii_lowercase();
+    tag.chars().any(|c| c.is_ascii_digit())
+        && !non_version
+            .iter()
+            .any(|p| crate::policy::glob::glob_match(&p.as_ref().to_ascii_lowercase(), &lower))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -332,6 +332,44 @@ fn diff_containers(diff: &mut TemplateDiff, old: &[Container], new: &[Container]
     }
 }
 
+/// The topology key that puts one pod per node.
+const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
+
+/// Why a surge pod (one more pod than replicas, started before an old one stops) may never be
+/// scheduled: a `hostPort` (the scheduler's NodePorts filter refuses a node that already runs a
+/// pod on that port) or a required pod anti-affinity per node (`topologyKey:
+/// kubernetes.io/hostname`). When every node already runs one pod, the surge pod stays Pending
+/// and a rollout with maxUnavailable 0 cannot progress. `None` when neither applies.
+pub fn surge_unschedulable(deployment: &Deployment) -> Option<String> {
+    let pod = deployment.spec.as_ref()?.template.spec.as_ref()?;
+    let host_port = pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+        .find_map(|c| {
+            c.ports
+                .iter()
+                .flatten()
+                .find(|p| p.host_port.is_some_and(|port| port > 0))
+                .map(|p| (c.name.as_str(), p.host_port.unwrap_or_default()))
+        });
+    if let Some((container, port)) = host_port {
+        return Some(format!("container {container} uses hostPort {port}"));
+    }
+    let per_node = pod
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|anti| {
+            anti.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_some_and(|terms| terms.iter().any(|t| t.topology_key == HOSTNAME_KEY));
+    per_node.then(|| {
+        format!("the pod template requires pod anti-affinity per node (topologyKey {HOSTNAME_KEY})")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
