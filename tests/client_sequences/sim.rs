@@ -140,7 +140,12 @@ impl Cluster {
     pub fn server_side_apply(&mut self, manifest: &Value, manager: &str) -> Write {
         let previous = self.applied.insert(manager.to_owned(), manifest.clone());
         let Some(live) = self.deployment.clone() else {
-            return self.write(manifest.clone(), manager, Some(manifest), Some("CreateOptions"));
+            return self.write(
+                manifest.clone(),
+                manager,
+                Some(manifest),
+                Some("CreateOptions"),
+            );
         };
         let mut object = live;
         if let Some(previous) = previous {
@@ -175,7 +180,12 @@ impl Cluster {
 
     /// `kubectl create -f` (with or without the webhook registered).
     pub fn create(&mut self, manifest: &Value) -> Write {
-        self.write(manifest.clone(), "kubectl-create", None, Some("CreateOptions"))
+        self.write(
+            manifest.clone(),
+            "kubectl-create",
+            None,
+            Some("CreateOptions"),
+        )
     }
 
     /// `kubectl set image deploy/web container=image`; nothing sent for the same image.
@@ -303,15 +313,20 @@ impl Cluster {
             ..Write::default()
         };
         if self.webhook {
-            let (patch, warnings) = self.call(Endpoint::Mutate, &object, old.as_ref(), manager, options);
+            let (patch, warnings) =
+                self.call(Endpoint::Mutate, &object, old.as_ref(), manager, options);
             if !patch.is_empty() {
                 let ops: json_patch::Patch =
                     serde_json::from_value(Value::Array(patch.clone())).expect("a JSON Patch");
                 json_patch::patch(&mut object, &ops).expect("the patch applies");
                 // The API server reinvokes the webhook after a later mutation; our own output
                 // must then be left alone (reinvocationPolicy: IfNeeded).
-                let (again, _) = self.call(Endpoint::Mutate, &object, old.as_ref(), manager, options);
-                assert!(again.is_empty(), "reinvoked on its own output, the webhook patched again: {again:?}");
+                let (again, _) =
+                    self.call(Endpoint::Mutate, &object, old.as_ref(), manager, options);
+                assert!(
+                    again.is_empty(),
+                    "reinvoked on its own output, the webhook patched again: {again:?}"
+                );
             }
             self.call(Endpoint::Validate, &object, old.as_ref(), manager, options);
             result.patch = patch;
@@ -362,12 +377,16 @@ impl Cluster {
             policies: &self.policies,
             view: &self.store,
             own_namespace: Some("rollout-guard"),
+            // No break-glass grant is in play: the clock does not matter.
+            now: std::time::SystemTime::UNIX_EPOCH,
         };
-        let reviewed = review(endpoint, &serde_json::to_vec(&body).unwrap(), &ctx).expect("a review");
+        let reviewed =
+            review(endpoint, &serde_json::to_vec(&body).unwrap(), &ctx).expect("a review");
         let answer: Value = serde_json::from_slice(&reviewed.body).unwrap();
         let response = &answer["response"];
         assert_eq!(
-            response["allowed"], true,
+            response["allowed"],
+            true,
             "{} {operation} denied: {}",
             endpoint.as_str(),
             response["status"]
@@ -375,7 +394,9 @@ impl Cluster {
         let patch = response["patch"]
             .as_str()
             .map(|b64| {
-                let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap();
                 serde_json::from_slice::<Vec<Value>>(&bytes).unwrap()
             })
             .unwrap_or_default();
@@ -424,9 +445,17 @@ impl Cluster {
             .filter(|(k, _)| !NOT_COPIED.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let newest = self.replica_sets.iter().map(|rs| rs.revision).max().unwrap_or(0);
+        let newest = self
+            .replica_sets
+            .iter()
+            .map(|rs| rs.revision)
+            .max()
+            .unwrap_or(0);
         let paused = deployment["spec"]["paused"] == true;
-        let current = self.replica_sets.iter().position(|rs| rs.template == template);
+        let current = self
+            .replica_sets
+            .iter()
+            .position(|rs| rs.template == template);
         let revision = match current {
             Some(at) => {
                 let rs = &mut self.replica_sets[at];
@@ -470,7 +499,8 @@ impl Cluster {
     /// The ReplicaSet as the API would list it (for the store, when it keeps ReplicaSets).
     fn replica_set_object(&self, rs: &ReplicaSet) -> Value {
         let mut template = rs.template.clone();
-        template["metadata"]["labels"][POD_TEMPLATE_HASH] = json!(rs.name.trim_start_matches("web-"));
+        template["metadata"]["labels"][POD_TEMPLATE_HASH] =
+            json!(rs.name.trim_start_matches("web-"));
         let mut annotations = rs.annotations.clone();
         annotations.insert(REVISION.to_owned(), json!(rs.revision.to_string()));
         let deployment = self.live();
@@ -526,7 +556,9 @@ impl Cluster {
 // ---- object helpers
 
 pub fn annotation(object: &Value, key: &str) -> Option<String> {
-    object["metadata"]["annotations"][key].as_str().map(str::to_owned)
+    object["metadata"]["annotations"][key]
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn set_annotation(object: &mut Value, key: &str, value: &str) {
@@ -615,9 +647,15 @@ pub fn merge3(last: &Value, manifest: &Value, live: &Value) -> Value {
             }
             Value::Object(out)
         }
-        (Value::Array(m), Value::Array(l)) if keyed(m) && l.iter().all(|i| merge_key(i).is_some()) => {
+        (Value::Array(m), Value::Array(l))
+            if keyed(m) && l.iter().all(|i| merge_key(i).is_some()) =>
+        {
             let last_items = last.as_array().cloned().unwrap_or_default();
-            let find = |list: &[Value], key: &Value| list.iter().find(|i| merge_key(i).as_ref() == Some(key)).cloned();
+            let find = |list: &[Value], key: &Value| {
+                list.iter()
+                    .find(|i| merge_key(i).as_ref() == Some(key))
+                    .cloned()
+            };
             let mut out: Vec<Value> = Vec::new();
             for item in m {
                 let key = merge_key(item).unwrap();
@@ -644,14 +682,18 @@ fn overlay(object: &mut Value, config: &Value) {
         (Value::Object(o), Value::Object(c)) => {
             for (key, value) in c {
                 match o.get_mut(key) {
-                    Some(existing) if existing.is_object() || existing.is_array() => overlay(existing, value),
+                    Some(existing) if existing.is_object() || existing.is_array() => {
+                        overlay(existing, value)
+                    }
                     _ => {
                         o.insert(key.clone(), value.clone());
                     }
                 }
             }
         }
-        (Value::Array(o), Value::Array(c)) if keyed(c) && o.iter().all(|i| merge_key(i).is_some()) => {
+        (Value::Array(o), Value::Array(c))
+            if keyed(c) && o.iter().all(|i| merge_key(i).is_some()) =>
+        {
             for item in c {
                 let key = merge_key(item);
                 match o.iter_mut().find(|i| merge_key(i) == key) {
@@ -722,7 +764,11 @@ fn fields_at(config: &Value, path: &[&str]) -> Value {
                 let atomic = path == ["spec"] && key == "selector";
                 let mut below = path.to_vec();
                 below.push(key);
-                let fields = if atomic { json!({}) } else { fields_at(value, &below) };
+                let fields = if atomic {
+                    json!({})
+                } else {
+                    fields_at(value, &below)
+                };
                 out.insert(format!("f:{key}"), fields);
             }
             Value::Object(out)
@@ -737,7 +783,10 @@ fn fields_at(config: &Value, path: &[&str]) -> Value {
                 };
                 let mut fields = fields_at(item, &["item"]);
                 fields[".".to_owned()] = json!({});
-                out.insert(format!("k:{}", serde_json::to_string(&key).unwrap()), fields);
+                out.insert(
+                    format!("k:{}", serde_json::to_string(&key).unwrap()),
+                    fields,
+                );
             }
             Value::Object(out)
         }
@@ -810,7 +859,10 @@ pub fn default_deployment(object: &mut Value) {
     }
     for container in pod["containers"].as_array_mut().into_iter().flatten() {
         let image = container["image"].as_str().unwrap_or_default().to_owned();
-        let tag = image.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/'));
+        let tag = image
+            .rsplit_once(':')
+            .map(|(_, t)| t)
+            .filter(|t| !t.contains('/'));
         let pull = if tag.is_none_or(|t| t == "latest") && !image.contains('@') {
             "Always"
         } else {
