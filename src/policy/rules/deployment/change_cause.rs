@@ -16,8 +16,9 @@
 //!
 //! A paused Deployment collects template changes until `kubectl rollout resume`; the revision
 //! the resume creates gets the cause as it stands then. So while changes are pending (the
-//! controller reports that the stored template is not the one its pods run), our cause names
-//! every change since the last rollout, not only the latest.
+//! stored template is not the newest ReplicaSet's, or, when the store has no ReplicaSets of
+//! it, the controller reports none of its pods on the stored template), our cause names every
+//! change since the last rollout, not only the latest.
 //!
 //! Deterministic on purpose (no time, no randomness): the API server may call the webhook again
 //! with our own output. Then the object carries the cause we wrote, which differs from the stored
@@ -31,6 +32,7 @@ use serde_json::json;
 use crate::policy::config::ChangeCauseRule;
 use crate::policy::engine::Context;
 use crate::policy::finding::{EvalError, Finding, Fix, Severity};
+use crate::policy::objects::TemplateDigest;
 use crate::policy::patch::Edit;
 use crate::policy::rules::deployment::template;
 
@@ -515,10 +517,25 @@ fn declared_in_applied_configuration(deployment: &Deployment) -> bool {
 }
 
 /// Whether the stored Deployment holds template changes no rollout has picked up yet: it is
-/// paused and the controller, having seen its latest generation, reports that none of its pods
-/// run the stored template. (A Deployment scaled to zero, or whose status lags, cannot tell:
-/// then the cause describes the latest change only, as for an unpaused one.)
-fn changes_pending(old: &Deployment) -> bool {
+/// paused and its template is not the one its newest ReplicaSet runs. The store's ReplicaSets
+/// answer that when it has the Deployment's; otherwise the controller's status does (see
+/// [`status_says_pending`]).
+fn changes_pending(ctx: &Context<'_, Deployment>, old: &Deployment) -> bool {
+    let Some(spec) = old.spec.as_ref().filter(|s| s.paused == Some(true)) else {
+        return false;
+    };
+    let name = old.metadata.name.as_deref().unwrap_or(ctx.name);
+    let sets = ctx.view.replica_sets_of(ctx.namespace, name);
+    match sets.iter().max_by_key(|set| set.revision) {
+        Some(newest) => TemplateDigest::of(&spec.template) != newest.template,
+        None => status_says_pending(old),
+    }
+}
+
+/// The controller's word on a paused Deployment: having seen its latest generation, it reports
+/// that none of its pods run the stored template. (A Deployment scaled to zero, or whose status
+/// lags, cannot tell: then the cause describes the latest change only, as for an unpaused one.)
+fn status_says_pending(old: &Deployment) -> bool {
     let paused = old.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
     let Some(status) = old.status.as_ref() else {
         return false;
@@ -590,7 +607,7 @@ fn decide_cause(ctx: &Context<'_, Deployment>, rule: &ChangeCauseRule) -> Option
                         declared,
                     });
                 };
-                if changes_pending(old) {
+                if changes_pending(ctx, old) {
                     let earlier = own
                         .change
                         .as_deref()
@@ -957,7 +974,7 @@ mod tests {
         ];
         for (deployment, pending) in cases {
             assert_eq!(
-                changes_pending(&deployment),
+                status_says_pending(&deployment),
                 pending,
                 "{:?}",
                 deployment.status
