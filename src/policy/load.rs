@@ -117,7 +117,7 @@ pub const VERSION_LABEL_CHECKS: &[&str] = &[
     "selectorLabel",
 ];
 /// Checks of the `changeCause` rule.
-pub const CHANGE_CAUSE_CHECKS: &[&str] = &["missing"];
+pub const CHANGE_CAUSE_CHECKS: &[&str] = &["missing", "repeated"];
 /// Checks of the `rollingUpdate` rule.
 pub const ROLLING_UPDATE_CHECKS: &[&str] = &[
     "maxUnavailable",
