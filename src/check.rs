@@ -512,6 +512,8 @@ mod tests {
             error: None,
             consulted: Default::default(),
             diff: vec![],
+            policy: None,
+            rules_run: vec![],
         }
     }
 
