@@ -19,9 +19,11 @@
 //! subResource: scale          # optional
 //! dryRun: true                # optional
 //! userInfo: {username: alice}
+//! now: 2026-06-01T00:00:00Z  # optional: the clock of the review (break-glass expiry); default now
 //! policy: {...}               # optional RolloutPolicy (apiVersion/kind/metadata may be left out);
 //!                             # default: the embedded policies/default.yaml
-//! objects: []                 # cluster state for cross-object rules (see `cluster_view`)
+//! objects: []                 # cluster state for cross-object rules (see `cluster_view`);
+//!                             #   each a full object or {base: NAME, merge, set} as `object`
 //! synced: false               # optional: the store has not listed Deployments yet
 //! notSynced: [Service]        # optional: the store has not listed these kinds yet
 //! rule: blueGreen             # optional: compare only this rule's warnings (others may fire)
@@ -169,8 +171,9 @@ fn policy_set(case: &Value) -> Result<PolicySet, String> {
 /// `Store::apply_object` the watchers and `serve --objects` use. An object the store cannot read
 /// fails the case, so no test silently runs without the state it asked for.
 /// `synced: false` keeps the store waiting for Deployments (the cluster state is not synced yet);
-/// `notSynced: [KIND, ...]` for the kinds named.
-fn cluster_view(case: &Value) -> Result<Box<dyn ClusterView>, String> {
+/// `notSynced: [KIND, ...]` for the kinds named. Objects may be built from a base like `object`
+/// (a ReplicaSet from the Deployment it was made from).
+fn cluster_view(case: &Value, kind_dir: &Path) -> Result<Box<dyn ClusterView>, String> {
     let mut pending = Vec::new();
     if case.get("synced") == Some(&json!(false)) {
         pending.push(StoredKind::Deployment);
@@ -189,8 +192,9 @@ fn cluster_view(case: &Value) -> Result<Box<dyn ClusterView>, String> {
         .into_iter()
         .flatten()
     {
+        let object = build_object(object, kind_dir).map_err(|e| format!("objects: {e}"))?;
         store
-            .apply_object(object)
+            .apply_object(&object)
             .map_err(|e| format!("objects: {e}"))?;
     }
     Ok(Box::new(store))
@@ -265,6 +269,7 @@ fn answer(
         policies,
         view,
         own_namespace: Some("rollout-guard"),
+        now: clock(req.case)?,
     };
     let reviewed = review(req.endpoint, &body, &ctx).map_err(|e| format!("review failed: {e}"))?;
     let out: Value = serde_json::from_slice(&reviewed.body).map_err(|e| e.to_string())?;
@@ -290,6 +295,17 @@ fn answer(
         }
     };
     Ok(Answer { response, patch })
+}
+
+/// The case's `now:` (RFC 3339), else the real clock, as the webhook reviews.
+fn clock(case: &Value) -> Result<std::time::SystemTime, String> {
+    match case.get("now").and_then(Value::as_str) {
+        None => Ok(std::time::SystemTime::now()),
+        Some(text) => text
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .map(std::time::SystemTime::from)
+            .map_err(|e| format!("now: {e}")),
+    }
 }
 
 fn apply(object: &Value, ops: &[Value]) -> Result<Value, String> {
@@ -352,7 +368,7 @@ fn run_case(kind: &str, path: &Path) -> Result<Vec<String>, String> {
         .map(|o| build_object(o, kind_dir))
         .transpose()?;
     let policies = policy_set(&case)?;
-    let view = cluster_view(&case)?;
+    let view = cluster_view(&case, kind_dir)?;
     let expect = case.get("expect").ok_or("no expect")?;
     let mut errors = Vec::new();
 
@@ -521,6 +537,7 @@ const MINIMUM_CASES: &[(&str, usize)] = &[
     ("httproute", 40),
     ("service", 24),
     ("deployment-siblings", 6),
+    ("break-glass", 8),
 ];
 
 #[test]

@@ -25,7 +25,9 @@ use std::fmt;
 use crate::policy::config::{
     IntOrPercent, Mode, RolloutPolicy, RuleSettings, Rules, API_VERSION, KIND,
 };
-use crate::policy::rules::deployment::{change_cause, rolling_update, siblings, version_label};
+use crate::policy::rules::deployment::{
+    change_cause, rollback, rolling_update, siblings, version_label,
+};
 use crate::policy::rules::ingress::canary;
 use crate::policy::rules::{httproute, service};
 use crate::policy::set::PolicySet;
@@ -182,6 +184,13 @@ pub const RULE_CATALOG: &[RuleInfo] = &[
             validate_label_keys(&rule.app_label_keys, "appLabelKeys", problems);
             validate_label_keys(&rule.version_label_keys, "versionLabelKeys", problems);
         },
+    },
+    RuleInfo {
+        name: rollback::RULE,
+        checks: rollback::CHECKS,
+        can_mutate: true,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.rollback },
+        validate: |_, _| {},
     },
 ];
 
@@ -736,6 +745,26 @@ fn validate_policy(policy: &RolloutPolicy, problems: &mut Problems) {
             }
         }
     });
+
+    let grants = FieldPath::keys(&["spec", "breakGlass"]);
+    let mut grant_names: HashMap<&str, usize> = HashMap::new();
+    for (index, grant) in spec.break_glass.iter().enumerate() {
+        let at = grants.index(index);
+        for (path, message) in crate::policy::break_glass::grant_problems(grant) {
+            let mut full = at.clone();
+            full.0.extend(path.0);
+            problems.found.push((full, message));
+        }
+        if let Some(first) = grant_names.insert(grant.name.as_str(), index) {
+            problems.found.push((
+                at.key("name"),
+                format!(
+                    "duplicate grant name {:?} (also spec.breakGlass[{first}]); names must be unique in the policy",
+                    grant.name
+                ),
+            ));
+        }
+    }
 
     for rule in RULE_CATALOG {
         problems.with_base(FieldPath::keys(&["spec", "rules", rule.name]), |problems| {
