@@ -6,7 +6,7 @@
 //! removal) and `rollout-guard audit` are thin edges around two calls:
 //!
 //! ```text
-//! let result = audit::run(&documents, view, &policies, &AuditOptions::default());
+//! let result = audit::run(&documents, view, &policies, &AuditOptions::at(now));
 //! let reports = audit::reports(&result, Flavor::OpenReports, &ReportOptions::default());
 //! ```
 //!
@@ -38,6 +38,7 @@
 pub mod report;
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -70,11 +71,16 @@ pub struct AuditOptions {
     pub own_namespace: Option<String>,
     /// Who the reviews name as the requester (change-cause rules read it).
     pub requester: Requester,
+    /// The time the objects are judged at (break-glass overrides expire); passed in so the
+    /// audit stays pure.
+    pub now: SystemTime,
 }
 
-impl Default for AuditOptions {
-    fn default() -> Self {
+impl AuditOptions {
+    /// The defaults, judging at `now`.
+    pub fn at(now: SystemTime) -> Self {
         Self {
+            now,
             own_namespace: None,
             requester: Requester {
                 username: AUDIT_USER.to_owned(),
@@ -99,6 +105,9 @@ pub enum AuditOutcome {
     Patch,
     /// A report-only rule would patch it (`warn`).
     WouldPatch,
+    /// Admission would deny it, but a break-glass override of a person the policy names lets
+    /// it through (`skip`, as Kyverno reports a policy exception).
+    Bypassed,
 }
 
 impl AuditOutcome {
@@ -108,6 +117,7 @@ impl AuditOutcome {
             AuditOutcome::Fail => "fail",
             AuditOutcome::Error => "error",
             AuditOutcome::Warn | AuditOutcome::Patch | AuditOutcome::WouldPatch => "warn",
+            AuditOutcome::Bypassed => "skip",
         }
     }
 
@@ -117,6 +127,7 @@ impl AuditOutcome {
             AuditOutcome::Fail => "high",
             AuditOutcome::Error | AuditOutcome::Warn => "medium",
             AuditOutcome::Patch | AuditOutcome::WouldPatch => "low",
+            AuditOutcome::Bypassed => "info",
         }
     }
 
@@ -128,6 +139,7 @@ impl AuditOutcome {
             AuditOutcome::Warn => "warned",
             AuditOutcome::Patch => "patched",
             AuditOutcome::WouldPatch => "would-patch",
+            AuditOutcome::Bypassed => "bypassed",
         }
     }
 }
@@ -143,7 +155,7 @@ pub struct Counts {
     pub warn: usize,
     /// Rules that could not evaluate, objects that cannot be read.
     pub error: usize,
-    /// Rules an object opted out of (counted when reported; rollout-guard reports none yet).
+    /// Denials a break-glass override lets through.
     pub skip: usize,
 }
 
@@ -152,6 +164,7 @@ impl Counts {
         match outcome.result() {
             "fail" => self.fail += 1,
             "error" => self.error += 1,
+            "skip" => self.skip += 1,
             _ => self.warn += 1,
         }
     }
@@ -306,6 +319,7 @@ pub fn run(
         policies,
         view,
         own_namespace: options.own_namespace.as_deref(),
+        now: options.now,
     };
     let mut result = AuditResult {
         policy_digest: policies.digest().to_string(),
@@ -403,6 +417,7 @@ fn audit_finding(finding: &RuleFinding, evaluation: &Evaluation) -> AuditFinding
             FindingOutcome::Denied => AuditOutcome::Fail,
             FindingOutcome::Warned => AuditOutcome::Warn,
             FindingOutcome::Patched => AuditOutcome::Patch,
+            FindingOutcome::Bypassed => AuditOutcome::Bypassed,
         }
     };
     // The whole object's patch is shown with every patched finding: the patch is not split

@@ -6,6 +6,7 @@ use super::*;
 use crate::check::check_documents;
 use crate::manifest::{parse_text, read_paths};
 use crate::policy::load::embedded_default;
+use std::time::SystemTime;
 
 fn documents(yaml: &str) -> Vec<Document> {
     parse_text(Path::new("case.yaml"), yaml).unwrap()
@@ -16,7 +17,12 @@ fn example(dir: &str) -> Vec<Document> {
 }
 
 fn audit(documents: &[Document]) -> AuditResult {
-    run_manifests(documents, &embedded_default(), &AuditOptions::default()).0
+    run_manifests(
+        documents,
+        &embedded_default(),
+        &AuditOptions::at(SystemTime::now()),
+    )
+    .0
 }
 
 /// `kind/namespace/name policy.rule result` of every result, in report order.
@@ -122,6 +128,7 @@ fn audit_findings_are_checks_findings() {
                         AuditOutcome::Patch => "patched",
                         // Errors are answered by onError: warned or denied, as check says.
                         AuditOutcome::Error | AuditOutcome::WouldPatch => "",
+                        AuditOutcome::Bypassed => "bypassed",
                     };
                     (format!("{}.{}", f.rule, f.check), outcome)
                 })
@@ -274,7 +281,7 @@ fn denials_fail_with_their_rule() {
 fn reports_are_byte_identical_for_the_same_cluster() {
     let mut docs = example("examples/strategies");
     docs.extend(documents(SHOP));
-    let options = AuditOptions::default();
+    let options = AuditOptions::at(SystemTime::now());
     let policies = embedded_default();
     let forward = run_manifests(&docs, &policies, &options).0;
     // The same cluster, listed backwards in two pages.
