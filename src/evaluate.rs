@@ -153,15 +153,26 @@ pub struct RuleFinding {
     pub message: String,
     /// Which endpoint reported it: `mutate` or `validate`.
     pub endpoint: &'static str,
+    /// What this finding patched (`patched`) or, report-only, would patch (`would-patch`), as
+    /// readable lines (`+ path: value`, `~ path: old → new`); absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patch: Vec<String>,
 }
 
 impl RuleFinding {
-    fn new(record: RecordedFinding, endpoint: Endpoint) -> Self {
+    /// `object` is what the endpoint reviewed, which the finding's patch applies to.
+    fn new(record: RecordedFinding, endpoint: Endpoint, object: &Value) -> Self {
+        let operations: Vec<Value> = record
+            .patch
+            .iter()
+            .filter_map(|op| serde_json::to_value(op).ok())
+            .collect();
         Self {
             rule: record.source(),
             outcome: record.outcome,
             message: record.message,
             endpoint: endpoint.as_str(),
+            patch: readable_diff(object, &operations),
         }
     }
 
@@ -220,6 +231,13 @@ pub struct Evaluation {
     /// The patch as readable lines (`~ path: old → new`); text output only.
     #[serde(skip)]
     pub diff: Vec<String>,
+    /// The policy that governed the object (`metadata.name` of the RolloutPolicy), when one did.
+    #[serde(skip)]
+    pub policy: Option<String>,
+    /// The rules that ran on the object (mutate and validate, each once, in order): a rule that
+    /// ran without a finding passed (the audit counts passes from it).
+    #[serde(skip)]
+    pub rules_run: Vec<&'static str>,
 }
 
 /// The evaluations of a set of manifests.
@@ -358,6 +376,8 @@ pub fn evaluate_one(
         error: None,
         consulted: BTreeSet::new(),
         diff: Vec::new(),
+        policy: None,
+        rules_run: Vec::new(),
     };
     let invalid = |mut report: Evaluation, message: String| {
         report.decision = Decision::Invalid;
@@ -397,6 +417,8 @@ pub fn evaluate_one(
     }
     report.warnings = mutated.warnings;
     report.denials = mutated.denials;
+    report.policy = mutated.policy;
+    report.rules_run = mutated.rules_run;
     report.findings = mutated.findings;
     if !report.denials.is_empty() {
         report.decision = Decision::Denied;
@@ -430,6 +452,14 @@ pub fn evaluate_one(
         Ok(answer) => answer,
         Err(message) => return invalid(report, message),
     };
+    if report.policy.is_none() {
+        report.policy = validated.policy;
+    }
+    for rule in validated.rules_run {
+        if !report.rules_run.contains(&rule) {
+            report.rules_run.push(rule);
+        }
+    }
     for warning in validated.warnings {
         if !report.warnings.contains(&warning) {
             report.warnings.push(warning);
@@ -467,6 +497,8 @@ struct Answer {
     denials: Vec<DenialReport>,
     findings: Vec<RuleFinding>,
     patch: Vec<Value>,
+    policy: Option<String>,
+    rules_run: Vec<&'static str>,
 }
 
 /// The parts of the AdmissionReview that are the same for both endpoints.
@@ -537,13 +569,15 @@ impl Request<'_> {
             });
         }
         Ok(Answer {
+            policy: verdict.policy.clone(),
+            rules_run: verdict.rules_run.clone(),
             exempt: verdict.exempt,
             warnings,
             denials,
             findings: verdict
                 .findings
                 .into_iter()
-                .map(|record| RuleFinding::new(record, endpoint))
+                .map(|record| RuleFinding::new(record, endpoint, object))
                 .collect(),
             patch,
         })
