@@ -131,7 +131,8 @@ fn main() {
             + c.stateful_sets
             + c.daemon_sets
             + c.rollouts
-            + c.pods;
+            + c.pods
+            + c.replica_sets;
         stores.push(loaded);
         total_objects += objects;
         let now = live();

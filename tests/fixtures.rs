@@ -21,7 +21,8 @@
 //! userInfo: {username: alice}
 //! policy: {...}               # optional RolloutPolicy (apiVersion/kind/metadata may be left out);
 //!                             # default: the embedded policies/default.yaml
-//! objects: []                 # cluster state for cross-object rules (see `cluster_view`)
+//! objects: []                 # cluster state for cross-object rules (see `cluster_view`);
+//!                             #   each a full object or {base: NAME, merge, set} as `object`
 //! synced: false               # optional: the store has not listed Deployments yet
 //! notSynced: [Service]        # optional: the store has not listed these kinds yet
 //! rule: blueGreen             # optional: compare only this rule's warnings (others may fire)
@@ -169,8 +170,9 @@ fn policy_set(case: &Value) -> Result<PolicySet, String> {
 /// `Store::apply_object` the watchers and `serve --objects` use. An object the store cannot read
 /// fails the case, so no test silently runs without the state it asked for.
 /// `synced: false` keeps the store waiting for Deployments (the cluster state is not synced yet);
-/// `notSynced: [KIND, ...]` for the kinds named.
-fn cluster_view(case: &Value) -> Result<Box<dyn ClusterView>, String> {
+/// `notSynced: [KIND, ...]` for the kinds named. Objects may be built from a base like `object`
+/// (a ReplicaSet from the Deployment it was made from).
+fn cluster_view(case: &Value, kind_dir: &Path) -> Result<Box<dyn ClusterView>, String> {
     let mut pending = Vec::new();
     if case.get("synced") == Some(&json!(false)) {
         pending.push(StoredKind::Deployment);
@@ -189,8 +191,9 @@ fn cluster_view(case: &Value) -> Result<Box<dyn ClusterView>, String> {
         .into_iter()
         .flatten()
     {
+        let object = build_object(object, kind_dir).map_err(|e| format!("objects: {e}"))?;
         store
-            .apply_object(object)
+            .apply_object(&object)
             .map_err(|e| format!("objects: {e}"))?;
     }
     Ok(Box::new(store))
@@ -352,7 +355,7 @@ fn run_case(kind: &str, path: &Path) -> Result<Vec<String>, String> {
         .map(|o| build_object(o, kind_dir))
         .transpose()?;
     let policies = policy_set(&case)?;
-    let view = cluster_view(&case)?;
+    let view = cluster_view(&case, kind_dir)?;
     let expect = case.get("expect").ok_or("no expect")?;
     let mut errors = Vec::new();
 

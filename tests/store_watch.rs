@@ -306,6 +306,7 @@ struct Cluster {
     namespaces: Arc<FakeResource>,
     stateful_sets: Arc<FakeResource>,
     pods: Arc<FakeResource>,
+    replica_sets: Arc<FakeResource>,
 }
 
 fn cluster() -> Cluster {
@@ -320,6 +321,7 @@ fn cluster() -> Cluster {
         ),
         namespaces: api.serve("/api/v1/namespaces", "NamespaceList"),
         stateful_sets: api.serve("/apis/apps/v1/statefulsets", "StatefulSetList"),
+        replica_sets: api.serve("/apis/apps/v1/replicasets", "ReplicaSetList"),
         pods: {
             api.serve("/apis/apps/v1/daemonsets", "DaemonSetList");
             api.serve("/api/v1/pods", "PodList")
@@ -515,6 +517,98 @@ async fn pods_are_kept_only_without_a_templated_controller() {
     cluster.pods.add(pod("probe", None, false));
     eventually("new bare pod kept", || store.counts().pods == 1).await;
     assert!(!store.pods_matching("shop", &debug)[0].ready);
+
+    for handle in handles {
+        handle.abort();
+    }
+}
+
+/// A ReplicaSet of Deployment `web` (`owner`: its controller's kind, `None` for a bare one),
+/// with the template of image `tag`.
+fn replica_set(name: &str, owner: Option<&str>, revision: &str, tag: &str) -> Value {
+    let owners: Vec<Value> = owner
+        .map(|kind| {
+            json!({"apiVersion": "apps/v1", "kind": kind, "name": "web", "uid": "u1",
+            "controller": true, "blockOwnerDeletion": true})
+        })
+        .into_iter()
+        .collect();
+    let hash = name.rsplit('-').next().unwrap_or_default();
+    json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"namespace": "shop", "name": name, "ownerReferences": owners,
+            "annotations": {"deployment.kubernetes.io/revision": revision},
+            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}]},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web", "pod-template-hash": hash}},
+            "template": {"metadata": {"labels": {"app": "web", "pod-template-hash": hash}},
+                "spec": {"containers": [{"name": "web", "image": format!("web:{tag}")}]}}},
+        "status": {"replicas": 1, "availableReplicas": 1}})
+}
+
+/// ReplicaSets a Deployment controls are kept by owner with their revision and template
+/// digest, and follow adds, modifies and deletes; others are not kept.
+#[tokio::test]
+async fn replica_sets_are_kept_by_their_deployment() {
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use rollout_guard::policy::objects::TemplateDigest;
+
+    let cluster = cluster();
+    cluster
+        .replica_sets
+        .add(replica_set("web-5d8f7c9b6", Some("Deployment"), "1", "v1"));
+    cluster
+        .replica_sets
+        .add(replica_set("web-bare", None, "1", "v1"));
+    let client = start(cluster.api.clone()).await;
+    let store = Arc::new(Store::expecting(&[]));
+    let handles = spawn_watchers_with(client, store.clone(), fast());
+
+    eventually("store synced", || store.sync_status() == SyncStatus::Synced).await;
+    assert_eq!(store.kind_sync()[&StoredKind::ReplicaSet], KindSync::Synced);
+    assert_eq!(
+        store.counts().replica_sets,
+        1,
+        "the bare ReplicaSet is not kept"
+    );
+    let v1_template: PodTemplateSpec = serde_json::from_value(json!({
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "web:v1"}]}}))
+    .unwrap();
+    let found = store.replica_sets_of("shop", "web");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].revision, 1);
+    assert_eq!(found[0].template, TemplateDigest::of(&v1_template));
+
+    cluster
+        .replica_sets
+        .add(replica_set("web-7c6dd55f58", Some("Deployment"), "2", "v2"));
+    eventually("second revision added", || {
+        store.replica_sets_of("shop", "web").len() == 2
+    })
+    .await;
+    // The controller reuses revision 1 as revision 3 (a rollback).
+    cluster
+        .replica_sets
+        .modify(replica_set("web-5d8f7c9b6", Some("Deployment"), "3", "v1"));
+    eventually("revision renumbered", || {
+        store
+            .replica_sets_of("shop", "web")
+            .iter()
+            .any(|r| &*r.key.name == "web-5d8f7c9b6" && r.revision == 3)
+    })
+    .await;
+    // Orphaned (the Deployment deleted with --cascade=orphan): no longer its ReplicaSet.
+    cluster
+        .replica_sets
+        .modify(replica_set("web-7c6dd55f58", None, "2", "v2"));
+    eventually("orphaned ReplicaSet forgotten", || {
+        store.replica_sets_of("shop", "web").len() == 1
+    })
+    .await;
+    cluster
+        .replica_sets
+        .delete(replica_set("web-5d8f7c9b6", Some("Deployment"), "3", "v1"));
+    eventually("deleted", || store.counts().replica_sets == 0).await;
+    assert!(store.replica_sets_of("shop", "web").is_empty());
 
     for handle in handles {
         handle.abort();

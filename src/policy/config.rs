@@ -217,6 +217,11 @@ pub struct Rules {
     /// over pods and must be reachable.
     #[serde(default)]
     pub deployment_siblings: DeploymentSiblingsRule,
+    /// Deployments: an UPDATE whose pod template equals one of the Deployment's ReplicaSets (a
+    /// rollback) reaches the controller with that template unchanged, so it reuses the
+    /// ReplicaSet instead of rolling out a new one.
+    #[serde(default)]
+    pub rollback: RollbackRule,
 }
 
 /// Which container's image gives the version.
@@ -697,7 +702,38 @@ fn yes() -> bool {
     true
 }
 
+/// Rollback rule. Check: `reusesReplicaSet` (the template of an UPDATE, as sent, equals the
+/// template of a ReplicaSet the Deployment controls, ignoring `pod-template-hash`: every other
+/// rule's edit of `spec.template` is left out, with a warning naming them; edits elsewhere, such
+/// as the Deployment's own labels and change-cause, still apply). It never denies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackRule {
+    /// Mode of the rule. Default `mutate`: template edits are left out. `warn` only reports
+    /// them (the controller then rolls out a new ReplicaSet); `enforce` is the same as `mutate`.
+    #[serde(default = "mode_mutate")]
+    pub mode: Mode,
+    /// Per-check mode overrides.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: CheckModes,
+    /// When the store has not synced ReplicaSets and the template changed. Default `allow` (with
+    /// a warning; template edits then apply as without this rule); `deny` fails closed.
+    #[serde(default)]
+    pub on_error: FailureMode,
+}
+
+impl Default for RollbackRule {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Mutate,
+            checks: CheckModes::new(),
+            on_error: FailureMode::Allow,
+        }
+    }
+}
+
 rule_settings!(
+    RollbackRule,
     VersionLabelRule,
     ChangeCauseRule,
     RollingUpdateRule,

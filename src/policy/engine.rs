@@ -13,7 +13,7 @@ use crate::policy::config::{RolloutPolicy, RuleSettings, Rules};
 use crate::policy::finding::{
     decide, decide_error, Endpoint, EvalError, Finding, Outcome, RulePhase,
 };
-use crate::policy::patch::{PatchBuilder, PatchOp};
+use crate::policy::patch::{Edit, PatchBuilder, PatchOp};
 use crate::policy::view::ClusterView;
 
 /// Everything a rule may read about one request.
@@ -228,6 +228,58 @@ fn opted_out(
         .collect()
 }
 
+/// A `Fix::Keep` in force for the rest of a request: which paths, and which later findings'
+/// edits it held back (or, not enforced, only saw).
+struct Kept {
+    paths: Vec<Vec<String>>,
+    enforce: bool,
+    rule: &'static str,
+    check: &'static str,
+    message: String,
+    /// `rule.check` of each finding with an edit at or under `paths`.
+    affected: BTreeSet<String>,
+}
+
+impl Kept {
+    /// Whether `edit` changes something at or under a kept path (or replaces a parent of one).
+    fn touches(&self, edit: &Edit) -> bool {
+        let path = match edit {
+            Edit::Set { path, .. } | Edit::Remove { path } => path,
+        };
+        self.paths
+            .iter()
+            .any(|kept| path.starts_with(kept) || kept.starts_with(path))
+    }
+
+    /// The finding as the verdict records it, naming what it held back.
+    fn into_recorded(self) -> Option<(RecordedFinding, String)> {
+        if self.affected.is_empty() {
+            return None;
+        }
+        let affected: Vec<&str> = self.affected.iter().map(String::as_str).collect();
+        let message = if self.enforce {
+            format!("{} (left out: {})", self.message, affected.join(", "))
+        } else {
+            format!(
+                "{} (not enforced in mode warn: {} changed it)",
+                self.message,
+                affected.join(", ")
+            )
+        };
+        let source = format!("{}.{}", self.rule, self.check);
+        let warning = warning_text(&source, &message);
+        Some((
+            RecordedFinding {
+                rule: self.rule,
+                check: self.check,
+                outcome: FindingOutcome::Warned,
+                message,
+            },
+            warning,
+        ))
+    }
+}
+
 /// Runs `rules` for one request. `raw_object` is the object exactly as sent, read only along the
 /// paths a patch touches (most requests need none); `annotations` are the object's (or, on DELETE, the old object's), for opt-out.
 pub fn run<K>(
@@ -243,6 +295,9 @@ pub fn run<K>(
     };
     let opt_outs = opted_out(ctx.policy, annotations);
     let mut builder: Option<PatchBuilder> = None;
+    // Set by a `Fix::Keep` (the rollback rule, which runs first): later edits under its paths
+    // are held back.
+    let mut kept: Option<Kept> = None;
 
     for rule in rules {
         if endpoint == Endpoint::Mutate && rule.phase == RulePhase::Validating {
@@ -310,7 +365,32 @@ pub fn run<K>(
                     });
                     FindingOutcome::Denied
                 }
-                Outcome::Patch { edits, warn } => {
+                Outcome::Keep { paths, enforce } => {
+                    // Reported at the end, and only if some edit was affected.
+                    if kept.is_none() {
+                        kept = Some(Kept {
+                            paths,
+                            enforce,
+                            rule: finding.rule,
+                            check: finding.check,
+                            message: finding.message,
+                            affected: BTreeSet::new(),
+                        });
+                    }
+                    continue;
+                }
+                Outcome::Patch { mut edits, warn } => {
+                    if let Some(kept) = kept.as_mut() {
+                        if edits.iter().any(|edit| kept.touches(edit)) {
+                            kept.affected.insert(source.clone());
+                            if kept.enforce {
+                                edits.retain(|edit| !kept.touches(edit));
+                            }
+                        }
+                        if edits.is_empty() {
+                            continue;
+                        }
+                    }
                     if builder.is_none() {
                         match raw_object {
                             Some(raw) => builder = Some(PatchBuilder::new(raw)),
@@ -363,6 +443,11 @@ pub fn run<K>(
             });
             verdict.fired.insert(source);
         }
+    }
+    if let Some((recorded, warning)) = kept.and_then(Kept::into_recorded) {
+        verdict.warnings.push(warning);
+        verdict.fired.insert(recorded.source());
+        verdict.findings.push(recorded);
     }
     if let Some(builder) = builder {
         verdict.patch = builder.finish();

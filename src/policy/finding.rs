@@ -26,6 +26,12 @@ pub enum Fix {
     /// Rewrites a value the user chose: done with a warning in `mutate` mode; `enforce` denies
     /// instead (when the severity is `Deny`).
     Override(Vec<Edit>),
+    /// Nothing at or under these paths may change for this request: the edits later rules make
+    /// there are left out (`mutate`, `enforce`) or only reported (`warn`), and the finding is
+    /// reported only when some edit was affected. Never a denial. The rollback rule: a
+    /// template equal to one of the Deployment's ReplicaSets must reach the controller as sent,
+    /// or it rolls every pod through a new ReplicaSet instead of reusing that one.
+    Keep(Vec<Vec<String>>),
 }
 
 /// One thing a rule found on one object.
@@ -136,6 +142,11 @@ pub enum Outcome {
     Nothing,
     /// Apply these edits; warn with the message when `warn` is true.
     Patch { edits: Vec<Edit>, warn: bool },
+    /// Later rules' edits at or under `paths` are left out (`enforce: true`) or only reported.
+    Keep {
+        paths: Vec<Vec<String>>,
+        enforce: bool,
+    },
     /// Tell the user.
     Warning,
     /// Refuse the request.
@@ -149,6 +160,12 @@ pub fn decide(finding: &Finding, mode: Mode, endpoint: Endpoint, phase: RulePhas
     let quiet_on_validate = phase == RulePhase::Mutating && endpoint == Endpoint::Validate;
     let outcome = match (mode, &finding.fix) {
         (Mode::Off, _) => Outcome::Nothing,
+        // Only /mutate patches, so only there is anything to keep.
+        (_, Fix::Keep(_)) if endpoint == Endpoint::Validate => Outcome::Nothing,
+        (mode, Fix::Keep(paths)) => Outcome::Keep {
+            paths: paths.clone(),
+            enforce: mode != Mode::Warn,
+        },
         (Mode::Warn, _) => Outcome::Warning,
         (Mode::Mutate, Fix::Routine(edits)) => Outcome::Patch {
             edits: edits.clone(),
@@ -204,6 +221,7 @@ mod tests {
     fn modes_on_mutate_endpoint() {
         let routine = Fix::Routine(vec![Edit::set(["a"], json!(1))]);
         let over = Fix::Override(vec![Edit::set(["a"], json!(1))]);
+        let keep = Fix::Keep(vec![vec!["spec".to_owned(), "template".to_owned()]]);
         let cases = [
             (Mode::Off, routine.clone(), Severity::Deny, "nothing"),
             (Mode::Warn, routine.clone(), Severity::Deny, "warning"),
@@ -219,6 +237,10 @@ mod tests {
             (Mode::Enforce, over.clone(), Severity::Deny, "deny"),
             (Mode::Enforce, over, Severity::Warn, "warning"),
             (Mode::Enforce, Fix::None, Severity::Deny, "deny"),
+            (Mode::Off, keep.clone(), Severity::Warn, "nothing"),
+            (Mode::Warn, keep.clone(), Severity::Warn, "keep-report"),
+            (Mode::Mutate, keep.clone(), Severity::Warn, "keep"),
+            (Mode::Enforce, keep.clone(), Severity::Deny, "keep"),
         ];
         for (mode, fix, severity, expected) in cases {
             let got = match decide(
@@ -232,6 +254,8 @@ mod tests {
                 Outcome::Deny => "deny",
                 Outcome::Patch { warn: false, .. } => "patch-quiet",
                 Outcome::Patch { warn: true, .. } => "patch-warn",
+                Outcome::Keep { enforce: true, .. } => "keep",
+                Outcome::Keep { enforce: false, .. } => "keep-report",
             };
             assert_eq!(got, expected, "mode {mode:?}");
         }
@@ -257,5 +281,13 @@ mod tests {
             decide(&f, Mode::Warn, Endpoint::Validate, RulePhase::Validating),
             Outcome::Warning
         );
+        let keep = finding(Fix::Keep(vec![vec!["spec".into()]]), Severity::Deny);
+        for mode in [Mode::Warn, Mode::Mutate, Mode::Enforce] {
+            assert_eq!(
+                decide(&keep, mode, Endpoint::Validate, RulePhase::Mutating),
+                Outcome::Nothing,
+                "nothing to keep on validate ({mode:?})"
+            );
+        }
     }
 }

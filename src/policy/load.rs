@@ -25,7 +25,9 @@ use std::fmt;
 use crate::policy::config::{
     IntOrPercent, Mode, RolloutPolicy, RuleSettings, Rules, API_VERSION, KIND,
 };
-use crate::policy::rules::deployment::{change_cause, rolling_update, siblings, version_label};
+use crate::policy::rules::deployment::{
+    change_cause, rollback, rolling_update, siblings, version_label,
+};
 use crate::policy::rules::ingress::canary;
 use crate::policy::rules::{httproute, service};
 use crate::policy::set::PolicySet;
@@ -182,6 +184,13 @@ pub const RULE_CATALOG: &[RuleInfo] = &[
             validate_label_keys(&rule.app_label_keys, "appLabelKeys", problems);
             validate_label_keys(&rule.version_label_keys, "versionLabelKeys", problems);
         },
+    },
+    RuleInfo {
+        name: rollback::RULE,
+        checks: rollback::CHECKS,
+        can_mutate: true,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.rollback },
+        validate: |_, _| {},
     },
 ];
 

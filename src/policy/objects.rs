@@ -16,7 +16,9 @@ use crate::policy::gateway::{text_fingerprint, HttpRoute};
 
 pub use crate::policy::labels::Labels;
 
+mod replica_sets;
 mod workloads;
+pub use replica_sets::{ReplicaSetInfo, TemplateDigest, POD_TEMPLATE_HASH, REVISION_ANNOTATION};
 pub use workloads::{
     PodInfo, WorkloadInfo, WorkloadKind, ROLLOUTS_MANAGED_BY, ROLLOUTS_POD_TEMPLATE_HASH,
     STATEFUL_SET_POD_NAME, TEMPLATED_POD_OWNERS,

@@ -7,7 +7,7 @@
 
 use crate::policy::objects::{
     DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, PodInfo,
-    ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo,
+    ReferenceGrantInfo, ReplicaSetInfo, Selector, ServiceInfo, Shared, WorkloadInfo,
 };
 
 /// Whether the view reflects the cluster yet.
@@ -46,6 +46,8 @@ pub struct ObjectCounts {
     pub rollouts: usize,
     /// Pods no kind with a pod template runs (bare pods, Jobs', operators').
     pub pods: usize,
+    /// ReplicaSets a Deployment controls.
+    pub replica_sets: usize,
 }
 
 /// Read access to the objects cross-object rules need.
@@ -173,6 +175,12 @@ pub trait ClusterView: Send + Sync {
     /// earlier of two definitions).
     fn previous_service_selector(&self, _namespace: &str, _name: &str) -> Option<Labels> {
         None
+    }
+
+    /// ReplicaSets in `namespace` whose controller is Deployment `deployment`, in name order
+    /// (the templates the Deployment controller can roll back to without a new ReplicaSet).
+    fn replica_sets_of(&self, _namespace: &str, _deployment: &str) -> Vec<Shared<ReplicaSetInfo>> {
+        Vec::new()
     }
 
     /// Whether a Namespace is being deleted (`deletionTimestamp` set, phase `Terminating`).

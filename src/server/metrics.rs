@@ -440,6 +440,7 @@ impl Metrics {
             ("DaemonSet", counts.daemon_sets),
             ("Rollout", counts.rollouts),
             ("Pod", counts.pods),
+            ("ReplicaSet", counts.replica_sets),
         ] {
             let _ = writeln!(
                 out,

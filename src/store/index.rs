@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use crate::policy::objects::{
     DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
-    PodInfo, ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
+    PodInfo, ReferenceGrantInfo, ReplicaSetInfo, Selector, ServiceInfo, Shared, WorkloadInfo,
+    WorkloadKind,
 };
+use crate::store::replica_sets::ReplicaSetIndex;
 use crate::store::{StoredKind, StoredObject};
 
 /// Most objects a posting keeps in a sorted vector before it becomes a B-tree. Most postings
@@ -289,6 +291,8 @@ pub struct ClusterIndex {
     previous_service_selectors: HashMap<ObjectKey, Labels>,
     /// Namespaces being deleted (rare, so a set of names rather than a flag per namespace).
     terminating_namespaces: HashSet<String>,
+    /// ReplicaSets a Deployment controls, by owner.
+    replica_sets: ReplicaSetIndex,
 }
 
 fn template_labels(d: &DeploymentInfo) -> &Labels {
@@ -532,6 +536,7 @@ impl ClusterIndex {
             } => self.apply_namespace(name, labels, terminating),
             StoredObject::Workload(info) => self.apply_workload(info),
             StoredObject::Pod(info) => self.apply_pod(info),
+            StoredObject::ReplicaSet(info) => self.replica_sets.apply(info),
         }
     }
 
@@ -553,6 +558,7 @@ impl ClusterIndex {
                 }
             }
             StoredKind::Pod => self.delete_pod(key),
+            StoredKind::ReplicaSet => self.replica_sets.delete(key),
         }
     }
 
@@ -615,6 +621,7 @@ impl ClusterIndex {
                 }
             }
             StoredKind::Pod => self.pods = take(&mut other.pods),
+            StoredKind::ReplicaSet => self.replica_sets = take(&mut other.replica_sets),
         }
     }
 
@@ -661,6 +668,7 @@ impl ClusterIndex {
                 .len(),
             rollouts: self.workloads[WorkloadKind::Rollout.index()].objects.len(),
             pods: self.pods.objects.len(),
+            replica_sets: self.replica_sets.len(),
         }
     }
 
@@ -877,6 +885,15 @@ impl ClusterIndex {
         self.previous_service_selectors
             .get(&ObjectKey::new(namespace, name))
             .cloned()
+    }
+
+    /// See [`crate::policy::view::ClusterView::replica_sets_of`].
+    pub fn replica_sets_of(
+        &self,
+        namespace: &str,
+        deployment: &str,
+    ) -> Vec<Shared<ReplicaSetInfo>> {
+        self.replica_sets.of(namespace, deployment)
     }
 
     /// See [`crate::policy::view::ClusterView::namespace_terminating`].

@@ -20,7 +20,8 @@ use std::sync::Mutex;
 use crate::manifest::Document;
 use crate::policy::objects::{
     DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
-    PodInfo, ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
+    PodInfo, ReferenceGrantInfo, ReplicaSetInfo, Selector, ServiceInfo, Shared, WorkloadInfo,
+    WorkloadKind,
 };
 use crate::policy::view::{ClusterView, ObjectCounts, SyncStatus};
 use crate::store::{Store, StoredKind};
@@ -148,6 +149,7 @@ impl ClusterView for LayeredView<'_> {
             counts.daemon_sets += more.daemon_sets;
             counts.rollouts += more.rollouts;
             counts.pods += more.pods;
+            counts.replica_sets += more.replica_sets;
         }
         counts
     }
@@ -318,6 +320,14 @@ impl ClusterView for LayeredView<'_> {
             v.previous_service_selector(namespace, name)
         })
     }
+
+    fn replica_sets_of(&self, namespace: &str, deployment: &str) -> Vec<Shared<ReplicaSetInfo>> {
+        self.many(
+            StoredKind::ReplicaSet,
+            |v| v.replica_sets_of(namespace, deployment),
+            |r| r.key.clone(),
+        )
+    }
 }
 
 fn stored_kind(kind: WorkloadKind) -> StoredKind {
@@ -434,6 +444,15 @@ mod tests {
                     "metadata": {"namespace": "shop", "name": "x"},
                     "spec": {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}}}),
                 |v| v.rollouts_with_template_of("shop", "x").len() == 1,
+            ),
+            StoredKind::ReplicaSet => (
+                json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "metadata": {"namespace": "shop", "name": "x-5d8f7c9b6",
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                            "name": "x", "uid": "u", "controller": true}]},
+                    "spec": {"selector": {"matchLabels": {"app": "x"}},
+                        "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": []}}}}),
+                |v| v.replica_sets_of("shop", "x").len() == 1,
             ),
             StoredKind::Pod => (
                 json!({"apiVersion": "v1", "kind": "Pod",

@@ -6,13 +6,14 @@
 
 pub mod index;
 pub mod layered;
+pub mod replica_sets;
 pub mod watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::Deserialize;
@@ -24,7 +25,8 @@ use crate::policy::gateway::HttpRoute;
 
 use crate::policy::objects::{
     DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, Labels, ObjectKey,
-    PodInfo, ReferenceGrantInfo, Selector, ServiceInfo, Shared, WorkloadInfo, WorkloadKind,
+    PodInfo, ReferenceGrantInfo, ReplicaSetInfo, Selector, ServiceInfo, Shared, WorkloadInfo,
+    WorkloadKind,
 };
 use crate::policy::view::{ClusterView, ObjectCounts, SyncStatus};
 
@@ -57,11 +59,14 @@ pub enum StoredKind {
     Rollout,
     /// v1 Pod, only those no kind with a pod template runs (see [`PodInfo::from_pod`]).
     Pod,
+    /// apps/v1 ReplicaSet, only those a Deployment controls (see
+    /// [`ReplicaSetInfo::from_replica_set`]).
+    ReplicaSet,
 }
 
 impl StoredKind {
     /// Every kind, in a stable order.
-    pub const ALL: [StoredKind; 12] = [
+    pub const ALL: [StoredKind; 13] = [
         StoredKind::Deployment,
         StoredKind::Service,
         StoredKind::Ingress,
@@ -74,6 +79,7 @@ impl StoredKind {
         StoredKind::DaemonSet,
         StoredKind::Rollout,
         StoredKind::Pod,
+        StoredKind::ReplicaSet,
     ];
 
     /// The Kubernetes kind name.
@@ -91,6 +97,7 @@ impl StoredKind {
             StoredKind::DaemonSet => "DaemonSet",
             StoredKind::Rollout => "Rollout",
             StoredKind::Pod => "Pod",
+            StoredKind::ReplicaSet => "ReplicaSet",
         }
     }
 
@@ -110,6 +117,7 @@ impl StoredKind {
             ("apps", "DaemonSet") => Some(StoredKind::DaemonSet),
             ("argoproj.io", "Rollout") => Some(StoredKind::Rollout),
             ("", "Pod") => Some(StoredKind::Pod),
+            ("apps", "ReplicaSet") => Some(StoredKind::ReplicaSet),
             _ => None,
         }
     }
@@ -529,6 +537,8 @@ pub enum StoredObject {
     Workload(WorkloadInfo),
     /// A pod no kind with a pod template runs.
     Pod(PodInfo),
+    /// A ReplicaSet a Deployment controls.
+    ReplicaSet(ReplicaSetInfo),
 }
 
 impl StoredObject {
@@ -605,6 +615,19 @@ impl StoredObject {
                     }
                 }
             }
+            StoredKind::ReplicaSet => {
+                let typed = ReplicaSet::deserialize(object).map_err(invalid)?;
+                match ReplicaSetInfo::from_replica_set(&typed, namespace) {
+                    Some(info) => StoredObject::ReplicaSet(info),
+                    None => {
+                        return Err(StoreError::NotKept {
+                            kind: kind.as_str(),
+                            name: name.to_owned(),
+                            reason: "no Deployment controls it",
+                        })
+                    }
+                }
+            }
         })
     }
 
@@ -625,6 +648,7 @@ impl StoredObject {
                 WorkloadKind::Rollout => StoredKind::Rollout,
             },
             StoredObject::Pod(_) => StoredKind::Pod,
+            StoredObject::ReplicaSet(_) => StoredKind::ReplicaSet,
         }
     }
 
@@ -641,6 +665,7 @@ impl StoredObject {
             StoredObject::Namespace { name, .. } => ObjectKey::new("", name.clone()),
             StoredObject::Workload(info) => info.key.clone(),
             StoredObject::Pod(info) => info.key.clone(),
+            StoredObject::ReplicaSet(info) => info.key.clone(),
         }
     }
 }
@@ -767,6 +792,10 @@ impl ClusterView for Store {
 
     fn namespace_terminating(&self, namespace: &str) -> bool {
         self.read(|i| i.namespace_terminating(namespace))
+    }
+
+    fn replica_sets_of(&self, namespace: &str, deployment: &str) -> Vec<Shared<ReplicaSetInfo>> {
+        self.read(|i| i.replica_sets_of(namespace, deployment))
     }
 }
 

@@ -23,9 +23,13 @@
 //! and operators' pods): an event for any other pod is dropped after reading its owner, and
 //! removes the pod if it was kept before (a bare pod a ReplicaSet adopted).
 //!
+//! ReplicaSets are watched, but only those a Deployment controls are kept, reduced to their
+//! owner, revision and a digest of their template (`ReplicaSetInfo`): the rollback rule asks
+//! whether an incoming template is one of them.
+//!
 //! The webhook never calls the API server on the request path: rules only read the store.
-//! RBAC needed (least privilege): `list` and `watch` on deployments, statefulsets and daemonsets
-//! (apps), services, namespaces and pods (core), ingresses and ingressclasses
+//! RBAC needed (least privilege): `list` and `watch` on deployments, replicasets, statefulsets
+//! and daemonsets (apps), services, namespaces and pods (core), ingresses and ingressclasses
 //! (networking.k8s.io), httproutes, referencegrants and gateways (gateway.networking.k8s.io),
 //! rollouts (argoproj.io). Nothing else.
 
@@ -33,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -48,7 +52,7 @@ use tokio::task::JoinHandle;
 use crate::policy::gateway::HttpRoute;
 use crate::policy::objects::{
     DeploymentInfo, GatewayInfo, HttpRouteInfo, IngressClassInfo, IngressInfo, ObjectKey, PodInfo,
-    ReferenceGrantInfo, ServiceInfo, WorkloadInfo,
+    ReferenceGrantInfo, ReplicaSetInfo, ServiceInfo, WorkloadInfo,
 };
 use crate::store::{Store, StoredKind, StoredObject};
 
@@ -150,6 +154,10 @@ pub fn spawn_watchers_with(
         spawn_filtered(
             WatchedKind::new(typed(StoredKind::Pod), Api::all(client.clone())),
             |p: Pod| PodInfo::from_pod(&p, "").map(StoredObject::Pod),
+        ),
+        spawn_filtered(
+            WatchedKind::new(typed(StoredKind::ReplicaSet), Api::all(client.clone())),
+            |r: ReplicaSet| ReplicaSetInfo::from_replica_set(&r, "").map(StoredObject::ReplicaSet),
         ),
         spawn(
             WatchedKind::crd(

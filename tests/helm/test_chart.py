@@ -65,6 +65,7 @@ EXPECTED_ARGS = [
 # What the store watches, and therefore all the ClusterRole may grant.
 EXPECTED_RBAC = {
     ("apps", "deployments"),
+    ("apps", "replicasets"),
     ("apps", "statefulsets"),
     ("apps", "daemonsets"),
     ("", "services"),

@@ -3,6 +3,7 @@
 pub mod change_cause;
 pub mod image;
 pub mod intstr;
+pub mod rollback;
 pub mod rolling_update;
 pub mod siblings;
 pub mod template;
@@ -14,8 +15,15 @@ use crate::policy::config::{RuleSettings, Rules};
 use crate::policy::engine::RuleEntry;
 use crate::policy::finding::RulePhase;
 
-/// The Deployment rules, in the order their patches are built.
+/// The Deployment rules, in the order their patches are built. `rollback` comes first: when
+/// the template is a ReplicaSet's, it holds back every later rule's edit of the template.
 pub const RULES: &[RuleEntry<Deployment>] = &[
+    RuleEntry {
+        name: rollback::RULE,
+        phase: RulePhase::Mutating,
+        settings: |rules: &Rules| -> &dyn RuleSettings { &rules.rollback },
+        evaluate: rollback::evaluate,
+    },
     RuleEntry {
         name: version_label::RULE,
         phase: RulePhase::Mutating,
