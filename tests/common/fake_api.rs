@@ -148,6 +148,17 @@ impl FakeApi {
         self.inner.lock().unwrap().store.put(plural, object)
     }
 
+    /// Removes an object as if someone had deleted it.
+    pub fn remove(&self, group_version: &str, plural: &str, namespace: &str, name: &str) {
+        let location = (
+            group_version.to_owned(),
+            plural.to_owned(),
+            namespace.to_owned(),
+            name.to_owned(),
+        );
+        self.inner.lock().unwrap().store.objects.remove(&location);
+    }
+
     /// Changes the state with `f` right after the next GET of `path` has been answered.
     pub fn after_next_get(&self, path: &str, f: impl FnOnce(&mut Objects) + Send + 'static) {
         self.inner
