@@ -96,7 +96,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         eprintln!("error: no manifests found (YAML or JSON files) in the given paths");
         return ExitCode::from(EXIT_ERROR);
     }
-    let objects = check_documents(&read.documents, &policies);
+    let objects = check_documents_as(&read.documents, &policies, &args.requester());
     let report = CheckReport {
         objects: &objects,
         unreadable: &read.unreadable,
@@ -157,7 +157,7 @@ pub fn render_report_sarif(check: &CheckReport<'_>) -> Value {
                 rule_id: finding.rule.clone(),
                 level: match finding.outcome {
                     FindingOutcome::Denied => Level::Error,
-                    FindingOutcome::Warned => Level::Warning,
+                    FindingOutcome::Warned | FindingOutcome::Bypassed => Level::Warning,
                     FindingOutcome::Patched => Level::Note,
                 },
                 message: format!("{label}: {}", finding.message),
@@ -296,15 +296,25 @@ pub fn cluster_view(documents: &[Document]) -> Arc<dyn ClusterView> {
 /// Evaluates every document (in order) as the webhook would on CREATE, with the documents as
 /// the whole cluster.
 pub fn check_documents(documents: &[Document], policies: &PolicySet) -> Vec<Evaluation> {
-    let requester = Requester::default();
+    check_documents_as(documents, policies, &Requester::default())
+}
+
+/// [`check_documents`] as `requester` asks (`check --as USER --as-group GROUP`): what the rules
+/// that read the user (change cause) and break-glass overrides make of that user's request.
+pub fn check_documents_as(
+    documents: &[Document],
+    policies: &PolicySet,
+    requester: &Requester,
+) -> Vec<Evaluation> {
     let evaluated = evaluate(
         documents,
         policies,
         &Options {
             cluster: Cluster::Manifests,
             own_namespace: None,
-            requester: &requester,
+            requester,
             record_consulted: false,
+            now: std::time::SystemTime::now(),
         },
     );
     for warning in evaluated.cluster_warnings {

@@ -186,6 +186,35 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// The user the objects are judged as requested by (`userInfo.username`), as `kubectl --as`:
+    /// change causes name them, and break-glass overrides are honoured only for the people a
+    /// policy names. A service account is `system:serviceaccount:NAMESPACE:NAME`.
+    #[arg(long = "as", value_name = "USER", default_value = crate::evaluate::DEFAULT_USER)]
+    pub as_user: String,
+    /// A group of that user (repeatable), as `kubectl --as-group`; `system:authenticated` is
+    /// always added, as the API server adds it.
+    #[arg(long = "as-group", value_name = "GROUP")]
+    pub as_groups: Vec<String>,
+}
+
+impl CheckArgs {
+    /// Who the objects are judged as requested by.
+    pub fn requester(&self) -> crate::evaluate::Requester {
+        let mut requester = crate::evaluate::Requester {
+            username: self.as_user.clone(),
+            ..crate::evaluate::Requester::default()
+        };
+        // As the API server does for an impersonated user: its groups, and
+        // `system:authenticated` (already the default's only group).
+        let mut groups = self.as_groups.clone();
+        for group in std::mem::take(&mut requester.groups) {
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        requester.groups = groups;
+        requester
+    }
 }
 
 /// `test` flags.

@@ -76,6 +76,9 @@ pub struct Options<'a> {
     /// Record, per object, the kinds the rules looked up (`Evaluation::consulted`): policy tests
     /// fail when a rule read a kind they did not declare.
     pub record_consulted: bool,
+    /// The time of the evaluation (break-glass grants expire); the caller's clock, so the
+    /// evaluation stays pure.
+    pub now: std::time::SystemTime,
 }
 
 /// The decision for one object.
@@ -260,6 +263,7 @@ pub fn evaluate(documents: &[Document], policies: &PolicySet, options: &Options<
         policies,
         view,
         own_namespace: options.own_namespace,
+        now: options.now,
     };
     let objects = documents
         .iter()
@@ -731,6 +735,7 @@ mod tests {
             own_namespace: None,
             requester,
             record_consulted: true,
+            now: std::time::SystemTime::now(),
         }
     }
 

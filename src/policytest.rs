@@ -193,7 +193,10 @@ pub fn run_test(test: &LoadedTest, policies: &PolicySet) -> Vec<CaseResult> {
             .filter_map(|v| v.get("kind").and_then(Value::as_str))
             .chain(case.cluster_kinds.iter().map(String::as_str))
             .collect();
-        let requester = Requester::default();
+        let requester = case
+            .user_info
+            .as_ref()
+            .map_or_else(Requester::default, |user| user.requester());
         let evaluated = evaluate(
             &resources,
             policies,
@@ -202,6 +205,7 @@ pub fn run_test(test: &LoadedTest, policies: &PolicySet) -> Vec<CaseResult> {
                 own_namespace: None,
                 requester: &requester,
                 record_consulted: true,
+                now: std::time::SystemTime::now(),
             },
         );
         failures.extend(evaluated.cluster_warnings.iter().cloned());

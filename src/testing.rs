@@ -60,6 +60,7 @@ pub fn validate(
         policies: &policies,
         view: store,
         own_namespace: None,
+        now: std::time::SystemTime::now(),
     };
     let body = serde_json::to_vec(&body).expect("serialisable");
     let reviewed = review(Endpoint::Validate, &body, &ctx).expect("a readable review");

@@ -126,6 +126,7 @@ fn mutate(object: &Value, old: Option<&Value>) -> Vec<Value> {
         policies: &policies,
         view: &EmptyView,
         own_namespace: Some("rollout-guard"),
+        now: std::time::SystemTime::now(),
     };
     let body = json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",

@@ -19,6 +19,7 @@
 //! subResource: scale          # optional
 //! dryRun: true                # optional
 //! userInfo: {username: alice}
+//! now: 2026-06-01T00:00:00Z  # optional: the clock of the review (break-glass expiry); default now
 //! policy: {...}               # optional RolloutPolicy (apiVersion/kind/metadata may be left out);
 //!                             # default: the embedded policies/default.yaml
 //! objects: []                 # cluster state for cross-object rules (see `cluster_view`);
@@ -268,6 +269,7 @@ fn answer(
         policies,
         view,
         own_namespace: Some("rollout-guard"),
+        now: clock(req.case)?,
     };
     let reviewed = review(req.endpoint, &body, &ctx).map_err(|e| format!("review failed: {e}"))?;
     let out: Value = serde_json::from_slice(&reviewed.body).map_err(|e| e.to_string())?;
@@ -293,6 +295,17 @@ fn answer(
         }
     };
     Ok(Answer { response, patch })
+}
+
+/// The case's `now:` (RFC 3339), else the real clock, as the webhook reviews.
+fn clock(case: &Value) -> Result<std::time::SystemTime, String> {
+    match case.get("now").and_then(Value::as_str) {
+        None => Ok(std::time::SystemTime::now()),
+        Some(text) => text
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .map(std::time::SystemTime::from)
+            .map_err(|e| format!("now: {e}")),
+    }
 }
 
 fn apply(object: &Value, ops: &[Value]) -> Result<Value, String> {
@@ -524,6 +537,7 @@ const MINIMUM_CASES: &[(&str, usize)] = &[
     ("httproute", 40),
     ("service", 24),
     ("deployment-siblings", 6),
+    ("break-glass", 8),
 ];
 
 #[test]

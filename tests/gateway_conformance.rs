@@ -168,6 +168,7 @@ fn conformance_manifests_are_never_denied_and_expected_breakage_is_flagged() {
                     own_namespace: None,
                     requester: &requester,
                     record_consulted: false,
+                    now: std::time::SystemTime::now(),
                 },
             )
             .objects;

@@ -305,6 +305,7 @@ fn expected_review(endpoint: Endpoint, body: &[u8]) -> rollout_guard::admission:
             policies: &policies,
             view: &EmptyView,
             own_namespace: Some(NAMESPACE),
+            now: std::time::SystemTime::now(),
         },
     )
     .unwrap()

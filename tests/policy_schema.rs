@@ -122,8 +122,11 @@ fn policy_test_schema_describes_the_format() {
         values("Decision"),
         ["allowed", "patched", "denied", "not-checked", "invalid"]
     );
-    assert_eq!(values("FindingOutcome"), ["patched", "warned", "denied"]);
-    for field in ["cluster", "clusterKinds", "resources", "expect"] {
+    assert_eq!(
+        values("FindingOutcome"),
+        ["patched", "warned", "denied", "bypassed"]
+    );
+    for field in ["cluster", "clusterKinds", "resources", "userInfo", "expect"] {
         assert!(
             definitions["Case"]["properties"][field]["description"].is_string(),
             "Case.{field} has no description"

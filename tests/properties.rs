@@ -393,6 +393,7 @@ fn answer(
         policies,
         view: store,
         own_namespace: Some("rollout-guard"),
+        now: std::time::SystemTime::now(),
     };
     let body = review_body(operation, object, old_object);
     let reviewed = review(endpoint, &body, &ctx)

@@ -101,6 +101,7 @@ fn replay(path: &Path) -> Vec<Replayed> {
             policies: &policies,
             view: &store,
             own_namespace: Some("rollout-guard"),
+            now: std::time::SystemTime::now(),
         };
         let reviewed = review(endpoint, &body, &ctx)
             .unwrap_or_else(|e| panic!("{file} seq {}: {e}", exchange["seq"]));

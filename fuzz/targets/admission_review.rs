@@ -24,6 +24,8 @@ pub fn admission_review(body: &[u8]) {
         policies,
         view: store,
         own_namespace: Some("rollout-guard"),
+        // A fixed clock: a fuzz case must replay the same way.
+        now: std::time::SystemTime::UNIX_EPOCH,
     };
     for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
         if let Ok(reviewed) = review(endpoint, body, &ctx) {

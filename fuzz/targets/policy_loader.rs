@@ -40,6 +40,8 @@ pub fn policy_loader(data: &[u8]) {
                 policies: &set,
                 view: &store,
                 own_namespace: None,
+                // A fixed clock: a fuzz case must replay the same way.
+                now: std::time::SystemTime::UNIX_EPOCH,
             };
             for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
                 let reviewed = review(endpoint, DEPLOYMENT_UPDATE.as_bytes(), &ctx);

@@ -534,6 +534,8 @@ pub fn rule_engine(case: Case) {
         },
         view: &fixtures.store,
         own_namespace: Some("rollout-guard"),
+        // A fixed clock: a fuzz case must replay the same way.
+        now: std::time::SystemTime::UNIX_EPOCH,
     };
     let endpoint = if case.mutate {
         Endpoint::Mutate

@@ -17,6 +17,7 @@ use kube::core::admission::Operation;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::policy::break_glass;
 use crate::policy::engine::{run, Context, RuleEntry, Verdict};
 use crate::policy::finding::Endpoint;
 use crate::policy::gateway::HttpRoute;
@@ -38,6 +39,8 @@ pub struct ReviewContext<'a> {
     pub view: &'a dyn ClusterView,
     /// The namespace rollout-guard runs in (never governed).
     pub own_namespace: Option<&'a str>,
+    /// The time of the review (break-glass grants expire); passed in to keep the review pure.
+    pub now: std::time::SystemTime,
 }
 
 /// Identifies a request in logs and metrics.
@@ -139,14 +142,7 @@ pub fn review(
         _ => Ok(Verdict::exempt("kind")),
     };
     match result {
-        Ok(mut verdict) => {
-            let username = req.user_info.username.as_deref().unwrap_or_default();
-            let cleanup = cleanup::system_cleanup(&req.operation, username, &namespace, ctx.view);
-            if let Some(who) = cleanup.filter(|_| verdict.exempt.is_none()) {
-                cleanup::allow(&mut verdict, who);
-            }
-            Ok(answer(verdict))
-        }
+        Ok(verdict) => Ok(answer(verdict)),
         Err(message) => Ok(Reviewed {
             body: response::invalid(&review.api_version, &req.uid, &message),
             verdict: Verdict::default(),
@@ -218,10 +214,10 @@ impl Target<'_> {
             return Ok(Verdict::exempt("no-object"));
         }
         // Borrowed: kubectl's last-applied-configuration alone can be as large as the object.
-        let annotations: Option<&BTreeMap<String, String>> = object
-            .as_ref()
-            .or(old_object.as_ref())
-            .and_then(|o| o.meta().annotations.as_ref());
+        // On DELETE the stored object's: a DELETE carries no new one.
+        let meta = object.as_ref().or(old_object.as_ref()).map(|o| o.meta());
+        let annotations: Option<&BTreeMap<String, String>> =
+            meta.and_then(|m| m.annotations.as_ref());
         let context = Context {
             operation: req.operation.clone(),
             namespace: self.namespace,
@@ -232,6 +228,24 @@ impl Target<'_> {
             policy: self.policy,
             view: self.ctx.view,
         };
-        Ok(run(rules, &context, self.endpoint, req.object, annotations))
+        let mut verdict = run(rules, &context, self.endpoint, req.object, annotations);
+        let username = req.user_info.username.as_deref().unwrap_or_default();
+        match cleanup::system_cleanup(&req.operation, username, self.namespace, self.ctx.view) {
+            // Nothing to bypass: a cleanup DELETE is never blocked.
+            Some(who) => cleanup::allow(&mut verdict, who),
+            None => break_glass::apply(
+                &mut verdict,
+                self.policy,
+                &break_glass::Request {
+                    user: &req.user_info,
+                    namespace: self.namespace,
+                    labels: meta.and_then(|m| m.labels.as_ref()),
+                    annotations,
+                    now: self.ctx.now,
+                },
+                self.ctx.view,
+            ),
+        }
+        Ok(verdict)
     }
 }

@@ -91,6 +91,7 @@ pub fn build(api_version: &str, uid: &str, kind: &str, verdict: &Verdict) -> Vec
     if let Some(cleanup) = verdict.cleanup {
         audit.insert("cleanup", cleanup.to_owned());
     }
+    record_break_glass(&mut audit, verdict);
     let envelope = Envelope {
         api_version,
         kind: "AdmissionReview",
@@ -105,6 +106,56 @@ pub fn build(api_version: &str, uid: &str, kind: &str, verdict: &Verdict) -> Vec
         },
     };
     serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
+/// Break-glass overrides in the audit annotations, which the API server writes into its audit
+/// log at every level (warnings only reach the client): what was bypassed, by whom, under which
+/// grant and why, and what was asked for and refused (`rule.check=reason`).
+fn record_break_glass(audit: &mut BTreeMap<&'static str, String>, verdict: &Verdict) {
+    use crate::policy::break_glass::Outcome;
+    let Some(first) = verdict.break_glass.first() else {
+        return;
+    };
+    let join = |items: Vec<String>| {
+        let mut items = items;
+        items.dedup();
+        items.join(",")
+    };
+    let bypassed: Vec<String> = verdict
+        .break_glass
+        .iter()
+        .filter(|o| o.bypassed())
+        .map(|o| o.source.clone())
+        .collect();
+    let grants: Vec<String> = verdict
+        .break_glass
+        .iter()
+        .filter_map(|o| match &o.outcome {
+            Outcome::Bypassed { grant } => Some(grant.clone()),
+            Outcome::Refused(_) => None,
+        })
+        .collect();
+    let refused: Vec<String> = verdict
+        .break_glass
+        .iter()
+        .filter_map(|o| match &o.outcome {
+            Outcome::Refused(refusal) => Some(format!("{}={}", o.source, refusal.code())),
+            Outcome::Bypassed { .. } => None,
+        })
+        .collect();
+    audit.insert("break-glass-user", first.user.clone());
+    if !first.reason.is_empty() {
+        audit.insert("break-glass-reason", first.reason.clone());
+    }
+    if !bypassed.is_empty() {
+        audit.insert("break-glass", join(bypassed));
+        let mut grants = grants;
+        grants.sort();
+        audit.insert("break-glass-grant", join(grants));
+    }
+    if !refused.is_empty() {
+        audit.insert("break-glass-refused", join(refused));
+    }
 }
 
 /// The answer to a review that was readable but whose object was not (uid echoed, denied with

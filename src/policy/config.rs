@@ -61,6 +61,13 @@ pub struct PolicySpec {
     /// Whether, and for which rules, an object may opt out with an annotation.
     #[serde(default)]
     pub opt_out: OptOut,
+    /// Break-glass grants: the people (users, groups, service accounts) who may bypass named
+    /// rules' denials with the override annotation
+    /// (`rollout-guard.io/override: "<rule>[,<rule>...]: <reason>"`), and where. Only the
+    /// people a grant names are honoured; every bypass, and every override that is not
+    /// honoured, is recorded (warning, audit annotations, metric, log line). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub break_glass: Vec<BreakGlassGrant>,
     /// The rules and their settings. A rule left out runs with its defaults.
     #[serde(default)]
     pub rules: Rules,
@@ -127,6 +134,111 @@ impl Default for OptOut {
 
 fn default_opt_out_annotation() -> String {
     "rollout-guard.io/skip-rules".to_owned()
+}
+
+/// One break-glass grant: who may bypass which rules' denials, where, and until when. A request
+/// is let through only when every one of its denials is covered by a grant that names the
+/// requester, selects the namespace and the object, has not expired, and the object's override
+/// annotation names the rule (with a reason when `requireReason`). Break-glass never changes
+/// patches: what the mutating rules fill in is still filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BreakGlassGrant {
+    /// Names the grant in warnings, audit annotations and log lines (unique in the policy).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Rules (`ingressCanary`) or single checks (`ingressCanary.mainRemoved`) whose denials the
+    /// grant may bypass; `rule.error` is the rule failing closed (`onError: deny`).
+    #[schemars(length(min = 1))]
+    pub rules: Vec<String>,
+    /// Usernames as the API server authenticates them (`userInfo.username`), exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Groups (`userInfo.groups`), exactly. Groups every requester has
+    /// (`system:authenticated`, ...) are refused: they would let anyone bypass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Service accounts as `namespace/name` (the username
+    /// `system:serviceaccount:namespace:name`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"
+    )))]
+    pub service_accounts: Vec<String>,
+    /// Namespaces where the grant holds (within those the policy governs). Default: all of
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<BreakGlassNamespaces>,
+    /// Only objects whose labels (on DELETE, the stored object's) this selects. Default: every
+    /// object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_selector: Option<LabelSelectorSpec>,
+    /// Whether the override must give a reason after the rules (`rule: reason`). Default true.
+    #[serde(default = "yes")]
+    pub require_reason: bool,
+    /// When the grant stops being honoured (RFC 3339, e.g. `2026-12-31T00:00:00Z`). Default:
+    /// never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub expires: Option<String>,
+}
+
+/// The namespaces a break-glass grant holds in: by name (or glob) and/or by the Namespace's
+/// labels. Both given: both must hold.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BreakGlassNamespaces {
+    /// Namespace names or globs (`*`, `?`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = r"^[a-z0-9*?-]+$")))]
+    pub names: Vec<String>,
+    /// Labels the Namespace must have (`kubernetes.io/metadata.name` is always there).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Set-based requirements on the Namespace's labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelRequirement>,
+}
+
+/// A Kubernetes label selector (`matchLabels` and `matchExpressions`, both must hold).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelectorSpec {
+    /// Labels the object must have, with these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Set-based requirements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelRequirement>,
+}
+
+/// One `matchExpressions` requirement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelRequirement {
+    /// The label key.
+    pub key: String,
+    /// How the label's value is compared with `values`.
+    pub operator: LabelOperator,
+    /// Values for `In` and `NotIn` (at least one); none for `Exists` and `DoesNotExist`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// A `matchExpressions` operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum LabelOperator {
+    /// The label's value is one of `values`.
+    In,
+    /// The label is absent or its value is none of `values`.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
 }
 
 /// What a rule does with what it finds.

@@ -91,6 +91,9 @@ pub enum FindingOutcome {
     Warned,
     /// Refused the request.
     Denied,
+    /// Would have refused the request; bypassed by a break-glass override of a person the
+    /// policy names (reported as a warning, recorded in the audit annotations).
+    Bypassed,
 }
 
 impl FindingOutcome {
@@ -100,6 +103,7 @@ impl FindingOutcome {
             FindingOutcome::Patched => "patched",
             FindingOutcome::Warned => "warned",
             FindingOutcome::Denied => "denied",
+            FindingOutcome::Bypassed => "bypassed",
         }
     }
 }
@@ -161,6 +165,9 @@ pub struct Verdict {
     /// deletion, garbage collection): its denials were turned into warnings
     /// (`admission::cleanup`).
     pub cleanup: Option<&'static str>,
+    /// Break-glass overrides of this request's denials, honoured or not
+    /// (`policy::break_glass`).
+    pub break_glass: Vec<crate::policy::break_glass::Override>,
 }
 
 impl Verdict {

@@ -746,6 +746,26 @@ fn validate_policy(policy: &RolloutPolicy, problems: &mut Problems) {
         }
     });
 
+    let grants = FieldPath::keys(&["spec", "breakGlass"]);
+    let mut grant_names: HashMap<&str, usize> = HashMap::new();
+    for (index, grant) in spec.break_glass.iter().enumerate() {
+        let at = grants.index(index);
+        for (path, message) in crate::policy::break_glass::grant_problems(grant) {
+            let mut full = at.clone();
+            full.0.extend(path.0);
+            problems.found.push((full, message));
+        }
+        if let Some(first) = grant_names.insert(grant.name.as_str(), index) {
+            problems.found.push((
+                at.key("name"),
+                format!(
+                    "duplicate grant name {:?} (also spec.breakGlass[{first}]); names must be unique in the policy",
+                    grant.name
+                ),
+            ));
+        }
+    }
+
     for rule in RULE_CATALOG {
         problems.with_base(FieldPath::keys(&["spec", "rules", rule.name]), |problems| {
             validate_rule_settings(rule, (rule.settings)(&spec.rules), problems);

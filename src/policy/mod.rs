@@ -1,6 +1,7 @@
 //! The pure policy core: typed objects, the cluster view and the policy config in; findings,
 //! patch operations and a verdict out. Nothing in here performs IO.
 
+pub mod break_glass;
 pub mod config;
 pub mod defaults;
 pub mod engine;

@@ -89,9 +89,37 @@ pub struct Case {
     /// The objects under test, applied together (as `kubectl apply -f` of one directory).
     #[schemars(schema_with = "kubernetes_objects", length(min = 1))]
     pub resources: Vec<Value>,
+    /// Who applies them, as the AdmissionReview's `userInfo` says (break-glass overrides are
+    /// honoured only for the people a policy names). Default: `rollout-guard-check` in
+    /// `system:authenticated`, as `check` asks.
+    #[serde(default)]
+    pub user_info: Option<TestUserInfo>,
     /// What the policies must make of the resources, per object.
     #[schemars(length(min = 1))]
     pub expect: Vec<Expectation>,
+}
+
+/// The requesting user of a case.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestUserInfo {
+    /// `userInfo.username`; a service account is `system:serviceaccount:NAMESPACE:NAME`.
+    #[schemars(length(min = 1))]
+    pub username: String,
+    /// `userInfo.groups`. Default: `[system:authenticated]`.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+}
+
+impl TestUserInfo {
+    /// The requester this user is.
+    pub fn requester(&self) -> crate::evaluate::Requester {
+        let default = crate::evaluate::Requester::default();
+        crate::evaluate::Requester {
+            username: self.username.clone(),
+            groups: self.groups.clone().unwrap_or(default.groups),
+        }
+    }
 }
 
 /// What must hold for one resource. Every field given is checked; the others are not.
@@ -287,6 +315,17 @@ fn validate(test: &PolicyTest, report: &mut impl FnMut(&FieldPath, String)) {
                     format!("a case needs at least one entry in {field}"),
                 );
             }
+        }
+        if case
+            .user_info
+            .as_ref()
+            .is_some_and(|user| user.username.trim().is_empty())
+        {
+            report(
+                &at.key("userInfo").key("username"),
+                "must not be empty (a service account is system:serviceaccount:NAMESPACE:NAME)"
+                    .to_owned(),
+            );
         }
         if let Some(first) = names.insert(&case.name, i) {
             report(

@@ -251,6 +251,7 @@ async fn answer(state: &AppState, request: Request, started: Instant) -> Result<
                 own_namespace: own_namespace.as_deref(),
                 requester: &requester,
                 record_consulted: false,
+                now: std::time::SystemTime::now(),
             },
         );
         Ok(response_body(

@@ -5,10 +5,10 @@
 //! closed sets (anything unexpected counts as `other`); `rule`/`check` come from the rule code
 //! (static strings), capped anyway. Object names never become labels.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use crate::admission::Reviewed;
@@ -30,6 +30,8 @@ const DURATION_BUCKETS: [f64; 12] = [
 ];
 /// Distinct `rule.check` series kept; more would mean a bug, and counts go to `other`.
 const MAX_FINDING_SERIES: usize = 256;
+/// Distinct break-glass series kept (endpoint × rule.check × result), capped like findings.
+const MAX_BREAK_GLASS_SERIES: usize = 256;
 
 /// Why a request got no AdmissionReview back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +142,9 @@ pub struct Metrics {
     requests: Vec<AtomicU64>,
     durations: [Histogram; ENDPOINTS.len()],
     findings: RwLock<HashMap<String, [AtomicU64; OUTCOMES.len()]>>,
+    /// Break-glass overrides by endpoint, denial `rule.check` and result (`bypassed` or why
+    /// not). Rare, so a lock is fine; the user is never a label.
+    break_glass: Mutex<BTreeMap<(&'static str, String, &'static str), u64>>,
     bad_requests: [AtomicU64; BadRequest::ALL.len()],
     tls_reloads_ok: AtomicU64,
     tls_reloads_failed: AtomicU64,
@@ -185,6 +190,7 @@ impl Metrics {
             requests: (0..series).map(|_| AtomicU64::new(0)).collect(),
             durations: std::array::from_fn(|_| Histogram::new()),
             findings: RwLock::new(HashMap::new()),
+            break_glass: Mutex::new(BTreeMap::new()),
             bad_requests: std::array::from_fn(|_| AtomicU64::new(0)),
             tls_reloads_ok: AtomicU64::new(0),
             tls_reloads_failed: AtomicU64::new(0),
@@ -216,12 +222,32 @@ impl Metrics {
         for source in &verdict.fired {
             let outcome = if verdict.denials.iter().any(|d| &d.source == source) {
                 2
-            } else if verdict.warnings.iter().any(|w| warning_from(w, source)) {
+            } else if verdict.warnings.iter().any(|w| warning_from(w, source))
+                // A bypassed denial is reported by break-glass's warning, not its own.
+                || verdict
+                    .break_glass
+                    .iter()
+                    .any(|o| o.bypassed() && &o.source == source)
+            {
                 1
             } else {
                 0
             };
             self.count_finding(source, outcome);
+        }
+        if !verdict.break_glass.is_empty() {
+            let mut counts = self.break_glass.lock().unwrap_or_else(|p| p.into_inner());
+            for record in &verdict.break_glass {
+                let mut key = (
+                    endpoint.as_str(),
+                    record.source.clone(),
+                    record.outcome.result(),
+                );
+                if counts.len() >= MAX_BREAK_GLASS_SERIES && !counts.contains_key(&key) {
+                    key.1 = "other.other".to_owned();
+                }
+                *counts.entry(key).or_insert(0) += 1;
+            }
         }
     }
 
@@ -319,6 +345,25 @@ impl Metrics {
                         );
                     }
                 }
+            }
+        }
+
+        header(
+            &mut out,
+            "rollout_guard_break_glass_total",
+            "counter",
+            "Break-glass overrides of denials, by endpoint, rule, check and result (bypassed, or why the override was not honoured).",
+        );
+        {
+            let counts = self.break_glass.lock().unwrap_or_else(|p| p.into_inner());
+            for ((endpoint, source, result), value) in counts.iter() {
+                let (rule, check) = source.split_once('.').unwrap_or((source, ""));
+                let _ = writeln!(
+                    out,
+                    "rollout_guard_break_glass_total{{endpoint=\"{endpoint}\",rule=\"{}\",check=\"{}\",result=\"{result}\"}} {value}",
+                    escape(rule),
+                    escape(check)
+                );
             }
         }
 
@@ -543,6 +588,69 @@ mod tests {
         ), "{text}");
         assert!(text.contains("rollout_guard_policy_info{digest=\"abc123\"} 1"));
         assert!(text.contains("rollout_guard_store_synced 0"));
+    }
+
+    #[test]
+    fn break_glass_overrides_are_counted_by_rule_and_result_never_by_user() {
+        use crate::policy::break_glass::{Outcome, Override, Refusal};
+        let metrics = Metrics::new();
+        let record = |source: &str, user: &str, outcome: Outcome| Override {
+            source: source.to_owned(),
+            user: user.to_owned(),
+            reason: "INC-4411 roll back".to_owned(),
+            outcome,
+        };
+        // alice's override bypassed mainRemoved; the same annotation did not name crossNamespace.
+        let mut bypassed = Verdict::default();
+        bypassed.fired.insert("ingressCanary.mainRemoved".into());
+        bypassed
+            .warnings
+            .push("rollout-guard break-glass: ingressCanary.mainRemoved bypassed by alice".into());
+        bypassed.break_glass.push(record(
+            "ingressCanary.mainRemoved",
+            "alice@example.com",
+            Outcome::Bypassed {
+                grant: "oncall".into(),
+            },
+        ));
+        // bob's was not honoured: the denial stands.
+        let mut refused = Verdict::default();
+        refused.fired.insert("ingressCanary.mainRemoved".into());
+        refused.denials.push(Denial {
+            source: "ingressCanary.mainRemoved".into(),
+            message: "a canary needs it".into(),
+        });
+        refused.break_glass.push(record(
+            "ingressCanary.mainRemoved",
+            "bob@example.com",
+            Outcome::Refused(Refusal::NotNamed(vec!["oncall".into()])),
+        ));
+        for verdict in [bypassed.clone(), bypassed, refused] {
+            metrics.record_review(Endpoint::Validate, &reviewed("Ingress", "DELETE", verdict));
+        }
+
+        let text = scrape(&metrics);
+        assert!(
+            text.contains("# TYPE rollout_guard_break_glass_total counter"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "rollout_guard_break_glass_total{endpoint=\"validate\",rule=\"ingressCanary\",check=\"mainRemoved\",result=\"bypassed\"} 2"
+        ), "{text}");
+        assert!(text.contains(
+            "rollout_guard_break_glass_total{endpoint=\"validate\",rule=\"ingressCanary\",check=\"mainRemoved\",result=\"not-named\"} 1"
+        ), "{text}");
+        // A bypassed denial is a warning, not a patch, in the findings series.
+        assert!(text.contains(
+            "rollout_guard_rule_findings_total{rule=\"ingressCanary\",check=\"mainRemoved\",outcome=\"warn\"} 2"
+        ), "{text}");
+        assert!(text.contains(
+            "rollout_guard_rule_findings_total{rule=\"ingressCanary\",check=\"mainRemoved\",outcome=\"deny\"} 1"
+        ), "{text}");
+        assert!(!text.contains("outcome=\"patch\""), "{text}");
+        for private in ["alice", "bob", "oncall", "INC-4411"] {
+            assert!(!text.contains(private), "{private} in the metrics: {text}");
+        }
     }
 
     #[test]

@@ -274,6 +274,7 @@ async fn answer(
         policies: &policies,
         view: &*state.view,
         own_namespace: state.own_namespace.as_deref(),
+        now: std::time::SystemTime::now(),
     };
     Ok(admission::review(endpoint, &body, &context)?)
 }
@@ -337,6 +338,7 @@ pub(crate) async fn read_body(
 fn log_review(endpoint: Endpoint, reviewed: &Reviewed, elapsed: Duration) {
     let summary = &reviewed.summary;
     let verdict = &reviewed.verdict;
+    log_break_glass(endpoint, reviewed);
     let quiet = reviewed.invalid.is_none() && verdict.allowed();
     if quiet && !tracing::enabled!(tracing::Level::DEBUG) {
         // The common case in production: no line, so no formatting work on the request path.
@@ -374,6 +376,45 @@ fn log_review(endpoint: Endpoint, reviewed: &Reviewed, elapsed: Duration) {
         review_event!(info, verdict.decision(), "review");
     } else {
         review_event!(debug, verdict.decision(), "review");
+    }
+}
+
+/// One info line per break-glass override, honoured or not, whatever the log level of reviews:
+/// who bypassed (or tried to bypass) which rule on which object, and why.
+fn log_break_glass(endpoint: Endpoint, reviewed: &Reviewed) {
+    use crate::policy::break_glass::Outcome;
+    let summary = &reviewed.summary;
+    for record in &reviewed.verdict.break_glass {
+        match &record.outcome {
+            Outcome::Bypassed { grant } => tracing::info!(
+                endpoint = endpoint.as_str(),
+                uid = %summary.uid,
+                user = %record.user,
+                rule = %record.source,
+                grant = %grant,
+                kind = %summary.kind,
+                namespace = %summary.namespace,
+                name = %summary.name,
+                operation = summary.operation,
+                dry_run = summary.dry_run,
+                reason = %record.reason,
+                "break-glass: denial bypassed"
+            ),
+            Outcome::Refused(refusal) => tracing::info!(
+                endpoint = endpoint.as_str(),
+                uid = %summary.uid,
+                user = %record.user,
+                rule = %record.source,
+                refused = refusal.code(),
+                kind = %summary.kind,
+                namespace = %summary.namespace,
+                name = %summary.name,
+                operation = summary.operation,
+                dry_run = summary.dry_run,
+                reason = %record.reason,
+                "break-glass: override not honoured, denial stands"
+            ),
+        }
     }
 }
 
