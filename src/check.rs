@@ -522,6 +522,8 @@ mod tests {
             error: None,
             consulted: Default::default(),
             diff: vec![],
+            policy: None,
+            rules_run: vec![],
         }
     }
 

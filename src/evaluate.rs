@@ -220,6 +220,13 @@ pub struct Evaluation {
     /// The patch as readable lines (`~ path: old → new`); text output only.
     #[serde(skip)]
     pub diff: Vec<String>,
+    /// The policy that governed the object (`metadata.name` of the RolloutPolicy), when one did.
+    #[serde(skip)]
+    pub policy: Option<String>,
+    /// The rules that ran on the object (mutate and validate, each once, in order): a rule that
+    /// ran without a finding passed (the audit counts passes from it).
+    #[serde(skip)]
+    pub rules_run: Vec<&'static str>,
 }
 
 /// The evaluations of a set of manifests.
@@ -358,6 +365,8 @@ pub fn evaluate_one(
         error: None,
         consulted: BTreeSet::new(),
         diff: Vec::new(),
+        policy: None,
+        rules_run: Vec::new(),
     };
     let invalid = |mut report: Evaluation, message: String| {
         report.decision = Decision::Invalid;
@@ -397,6 +406,8 @@ pub fn evaluate_one(
     }
     report.warnings = mutated.warnings;
     report.denials = mutated.denials;
+    report.policy = mutated.policy;
+    report.rules_run = mutated.rules_run;
     report.findings = mutated.findings;
     if !report.denials.is_empty() {
         report.decision = Decision::Denied;
@@ -430,6 +441,14 @@ pub fn evaluate_one(
         Ok(answer) => answer,
         Err(message) => return invalid(report, message),
     };
+    if report.policy.is_none() {
+        report.policy = validated.policy;
+    }
+    for rule in validated.rules_run {
+        if !report.rules_run.contains(&rule) {
+            report.rules_run.push(rule);
+        }
+    }
     for warning in validated.warnings {
         if !report.warnings.contains(&warning) {
             report.warnings.push(warning);
@@ -467,6 +486,8 @@ struct Answer {
     denials: Vec<DenialReport>,
     findings: Vec<RuleFinding>,
     patch: Vec<Value>,
+    policy: Option<String>,
+    rules_run: Vec<&'static str>,
 }
 
 /// The parts of the AdmissionReview that are the same for both endpoints.
@@ -537,6 +558,8 @@ impl Request<'_> {
             });
         }
         Ok(Answer {
+            policy: verdict.policy.clone(),
+            rules_run: verdict.rules_run.clone(),
             exempt: verdict.exempt,
             warnings,
             denials,
