@@ -284,9 +284,11 @@ impl LiveAudit {
         let started = Instant::now();
         let policies = self.policies.current();
         let view: Arc<dyn ClusterView> = Arc::clone(&self.store) as Arc<dyn ClusterView>;
+        // One instant for the whole run: a break-glass grant expiring mid-run must not judge
+        // one page by a different clock than the next.
         let options = Arc::new(AuditOptions {
             own_namespace: self.settings.own_namespace.clone(),
-            ..AuditOptions::default()
+            ..AuditOptions::at(std::time::SystemTime::now())
         });
         let stopped = || !*leading.borrow() || *shutdown.borrow();
         let mut result: Option<AuditResult> = None;
