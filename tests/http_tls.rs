@@ -933,6 +933,106 @@ async fn serve_objects_feeds_cross_object_rules_over_https() {
     assert!(message.contains("ingressCanary.mainRemoved"), "{message}");
 }
 
+/// Break-glass end to end: the served binary honours an override only for the user its policy
+/// names, and records it in the response's audit annotations, `/metrics` and the log.
+#[tokio::test]
+async fn break_glass_overrides_are_honoured_for_named_users_and_recorded() {
+    let dir = TempDir::new("http-break-glass");
+    generate_certs(&dir.0);
+    let ca = dir.path("ca.pem");
+    let policies = dir.path("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("shop.yaml"),
+        "apiVersion: rollout-guard.io/v1alpha1\nkind: RolloutPolicy\nmetadata: {name: shop}\nspec:\n  breakGlass:\n    - name: oncall\n      rules: [ingressCanary.mainRemoved]\n      users: [alice@example.com]\n",
+    )
+    .unwrap();
+    let state = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check/canary-pair");
+    let server = Server::start_with_certs_in(
+        &dir,
+        &[
+            "--objects",
+            state.to_str().unwrap(),
+            "--policies",
+            policies.to_str().unwrap(),
+        ],
+    )
+    .await;
+    // The main Ingress its canary needs, carrying the override (a DELETE sends it as oldObject).
+    let main: Value = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "shop", "annotations": {
+            "rollout-guard.io/override": "ingressCanary.mainRemoved: INC-4411 main is broken"}},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "shop.example.com", "http": {
+            "paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "web-v1", "port": {"number": 80}}}}]}}]}
+    });
+    let by = |user: &str| {
+        let mut review = ingress_review("bg-1", "DELETE", &main);
+        review["request"]["userInfo"] = json!({"username": user});
+        review
+    };
+
+    let honoured = validate(&server, &ca, by("alice@example.com")).await;
+    assert_eq!(honoured["allowed"], true, "{honoured}");
+    let audit = &honoured["auditAnnotations"];
+    assert_eq!(
+        audit["break-glass"], "ingressCanary.mainRemoved",
+        "{honoured}"
+    );
+    assert_eq!(audit["break-glass-user"], "alice@example.com", "{honoured}");
+    assert_eq!(audit["break-glass-grant"], "oncall", "{honoured}");
+    assert_eq!(
+        audit["break-glass-reason"], "INC-4411 main is broken",
+        "{honoured}"
+    );
+    assert!(
+        honoured["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("rollout-guard break-glass: ingressCanary.mainRemoved bypassed by alice@example.com (grant oncall)"),
+        "{honoured}"
+    );
+
+    let refused = validate(&server, &ca, by("bob@example.com")).await;
+    assert_eq!(refused["allowed"], false, "{refused}");
+    assert_eq!(
+        refused["auditAnnotations"]["break-glass-refused"], "ingressCanary.mainRemoved=not-named",
+        "{refused}"
+    );
+
+    let metrics = server.metrics().await;
+    for (result, count) in [("bypassed", 1), ("not-named", 1)] {
+        let series = format!("rollout_guard_break_glass_total{{endpoint=\"validate\",rule=\"ingressCanary\",check=\"mainRemoved\",result=\"{result}\"}}");
+        assert_eq!(
+            metric_value(&metrics, &series),
+            Some(count),
+            "{series}\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains("alice"), "{metrics}");
+    let logs = server
+        .poll(|| async {
+            let logs = server.logs();
+            logs.contains("override not honoured").then_some(logs)
+        })
+        .await
+        .unwrap_or_else(|| server.logs());
+    let bypass_line = logs
+        .lines()
+        .find(|line| line.contains("break-glass: denial bypassed"))
+        .unwrap_or_else(|| panic!("no bypass log line:\n{logs}"));
+    for part in [
+        "alice@example.com",
+        "ingressCanary.mainRemoved",
+        "oncall",
+        "INC-4411 main is broken",
+        "web",
+    ] {
+        assert!(bypass_line.contains(part), "{part} not in {bypass_line}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The evaluation API's client certificates, end to end.
 // ---------------------------------------------------------------------------------------------
