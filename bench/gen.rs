@@ -8,7 +8,9 @@
 //!                                      and the other workloads at the counts a cluster of that
 //!                                      size has: PER_KIND/10 StatefulSets and Argo Rollouts,
 //!                                      PER_KIND/100 DaemonSets, PER_KIND/5 pods no templated
-//!                                      workload runs (Jobs', operators', bare)
+//!                                      workload runs (Jobs', operators', bare), and 4
+//!                                      ReplicaSets per Deployment (the revisions a cluster
+//!                                      keeps under `revisionHistoryLimit`)
 //! ```
 //!
 //! Objects are numbered; object `i` lives in namespace `team-{i % 50}` and serves host
@@ -109,6 +111,56 @@ fn deployment(i: usize, image_tag: &str, replicas: i64) -> Value {
         "spec": spec,
         "status": {"observedGeneration": 4, "replicas": replicas, "updatedReplicas": replicas,
                    "readyReplicas": replicas, "availableReplicas": replicas},
+    })
+}
+
+/// Revisions kept per Deployment (`revisionHistoryLimit` is 10 by default; most Deployments
+/// have had a few rollouts).
+const REPLICA_SETS_PER_DEPLOYMENT: usize = 4;
+
+/// ReplicaSet `n`: revision `n % 4 + 1` of Deployment `web-{n / 4}-v1`, as the controller makes
+/// it (the Deployment's full template with that revision's image and `pod-template-hash`;
+/// the last revision is the Deployment's current image and runs its replicas).
+fn replica_set(n: usize) -> Value {
+    let i = n / REPLICA_SETS_PER_DEPLOYMENT;
+    let revision = n % REPLICA_SETS_PER_DEPLOYMENT + 1;
+    let current = revision == REPLICA_SETS_PER_DEPLOYMENT;
+    let tag = if current {
+        "1.4.2".to_owned()
+    } else {
+        format!("1.3.{revision}")
+    };
+    let replicas = if current { 4 } else { 0 };
+    let owner = deployment(i, &tag, replicas);
+    let hash = format!(
+        "{:08x}{revision}",
+        i.wrapping_mul(2_654_435_761) & 0xffff_ffff
+    );
+    let mut template = owner["spec"]["template"].clone();
+    template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+    let mut selector = owner["spec"]["selector"].clone();
+    selector["matchLabels"]["pod-template-hash"] = json!(hash);
+    let name = format!("web-{i}-v1-{hash}");
+    json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {
+            "name": name, "namespace": namespace(i), "generation": 1,
+            "uid": format!("00000000-0000-0000-0002-{n:012}"),
+            "creationTimestamp": "2024-05-01T10:00:00Z",
+            "labels": template["metadata"]["labels"],
+            "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
+                "deployment.kubernetes.io/desired-replicas": "4",
+                "deployment.kubernetes.io/max-replicas": "5"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                "name": format!("web-{i}-v1"), "uid": format!("00000000-0000-0000-0000-{i:012}"),
+                "controller": true, "blockOwnerDeletion": true}],
+            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
+                "apiVersion": "apps/v1", "time": "2024-05-01T10:00:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:status": {"f:replicas": {}, "f:availableReplicas": {}}}}],
+        },
+        "spec": {"replicas": replicas, "selector": selector, "template": template},
+        "status": {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
+            "availableReplicas": replicas, "observedGeneration": 1},
     })
 }
 
@@ -367,11 +419,16 @@ fn objects(out: &Path, per_kind: usize) {
         ("httproute", &|i| http_route(i, (100, 0))),
         ("gateway", &gateway),
     ];
-    let others: [(&str, usize, &MakeObject); 4] = [
+    let others: [(&str, usize, &MakeObject); 5] = [
         ("statefulset", per_kind / 10, &stateful_set),
         ("daemonset", (per_kind / 100).max(1), &daemon_set),
         ("rollout", per_kind / 10, &rollout),
         ("pod", per_kind / 5, &job_pod),
+        (
+            "replicaset",
+            per_kind * REPLICA_SETS_PER_DEPLOYMENT,
+            &replica_set,
+        ),
     ];
     let counted = kinds
         .into_iter()

@@ -6,16 +6,21 @@
 //! ReplicaSet's with the `pod-template-hash` label removed (`EqualIgnoreHash` in
 //! kubernetes/pkg/controller/deployment/util, `apiequality.Semantic.DeepEqual`). The digest
 //! reproduces that comparison: both templates are read with the same typed parser, the label
-//! is removed, and a canonical JSON text (keys sorted, nulls dropped, empty label and
-//! annotation maps dropped: Semantic.DeepEqual treats a nil map as an empty one) is hashed.
+//! is removed, empty label and annotation maps count as absent (Semantic.DeepEqual treats a nil
+//! map as an empty one), and the typed template is serialized straight into SHA-256. The typed
+//! serialization is canonical for this purpose: struct fields in declaration order, maps sorted
+//! (BTreeMap), absent fields left out, whatever order or nulls the JSON came with; the digest
+//! is only compared within one process, so it never has to agree with another build.
 //! 16 bytes of SHA-256 instead of the template: a real template is kilobytes, and a cluster
 //! keeps `revisionHistoryLimit` ReplicaSets per Deployment.
 
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use serde_json::Value;
+use std::io::Write as _;
+
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest as _, Sha256};
 
 use super::{key_of, ObjectKey};
@@ -43,67 +48,54 @@ impl std::fmt::Debug for TemplateDigest {
 impl TemplateDigest {
     /// The digest of a pod template, as the Deployment controller compares templates.
     pub fn of(template: &PodTemplateSpec) -> Self {
-        // A typed template always serializes; should it not, nothing can equal it.
-        let mut value = serde_json::to_value(template).unwrap_or(Value::Null);
-        if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-            if let Some(labels) = metadata.get_mut("labels").and_then(Value::as_object_mut) {
-                labels.remove(POD_TEMPLATE_HASH);
-            }
-            for map in ["labels", "annotations"] {
-                if metadata
-                    .get(map)
-                    .and_then(Value::as_object)
-                    .is_some_and(|m| m.is_empty())
-                {
-                    metadata.remove(map);
-                }
-            }
+        let metadata = template.metadata.as_ref().and_then(compared_metadata);
+        let mut hasher = Hashing(Sha256::new());
+        // Writing into a hasher cannot fail, and a typed template always serializes.
+        let _ = hasher.write_all(b"{\"metadata\":");
+        let _ = serde_json::to_writer(&mut hasher, &metadata);
+        let _ = hasher.write_all(b",\"spec\":");
+        match &template.spec {
+            Some(spec) => serde_json::to_writer(&mut hasher, spec),
+            // Go's PodTemplateSpec holds its spec by value: absent reads as empty.
+            None => serde_json::to_writer(&mut hasher, &PodSpec::default()),
         }
-        let mut text = Vec::with_capacity(4096);
-        write_canonical(&value, &mut text);
-        let hash = Sha256::digest(&text);
+        .unwrap_or_default();
+        let _ = hasher.write_all(b"}");
+        let hash = hasher.0.finalize();
         let mut digest = [0u8; 16];
         digest.copy_from_slice(&hash[..16]);
         TemplateDigest(digest)
     }
 }
 
-/// JSON with object keys in byte order and null members left out (an absent field and a null
-/// one read the same into Go's structs). Strings and numbers are written by serde_json.
-fn write_canonical(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> =
-                map.iter().filter(|(_, v)| !v.is_null()).collect();
-            members.sort_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (key, member)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_scalar(&Value::String(key.clone()), out);
-                out.push(b':');
-                write_canonical(member, out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(b']');
-        }
-        scalar => write_scalar(scalar, out),
+/// The template's metadata as the controller compares it: without `pod-template-hash`, empty
+/// maps as absent, and nothing at all as absent (Go holds the metadata by value).
+fn compared_metadata(metadata: &ObjectMeta) -> Option<ObjectMeta> {
+    let mut metadata = metadata.clone();
+    if let Some(labels) = metadata.labels.as_mut() {
+        labels.remove(POD_TEMPLATE_HASH);
     }
+    if metadata.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        metadata.labels = None;
+    }
+    if metadata.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+        metadata.annotations = None;
+    }
+    (metadata != ObjectMeta::default()).then_some(metadata)
 }
 
-fn write_scalar(value: &Value, out: &mut Vec<u8>) {
-    // Writing a scalar Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, value);
+/// `io::Write` into a SHA-256 state, so the template is serialized without an intermediate text.
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What the store keeps of a ReplicaSet that a Deployment controls. ReplicaSets without a
@@ -167,7 +159,7 @@ impl ReplicaSetInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn template(value: Value) -> PodTemplateSpec {
         serde_json::from_value(value).unwrap()
