@@ -3,6 +3,7 @@
 #
 #   bench/run.sh            # about 5 minutes after the release build
 #   BENCH_SECONDS=30 bench/run.sh
+#   BENCH_ONLY=audit bench/run.sh   # only the background audit figures (build, inputs, audit)
 #
 # Prints every figure (and keeps a copy in bench/out/run.txt); bench/RESULTS.md records a run.
 # Needs wrk (installed from Debian if missing). Uses ports 18443/19090 (rollout-guard) and
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=$root/bench/out
 seconds=${BENCH_SECONDS:-15}
+only=${BENCH_ONLY:-}
 mkdir -p "$out"
 exec > >(tee "$out/run.txt") 2>&1
 
@@ -42,10 +44,10 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "inputs"
 rm -rf "$out/bodies" "$out/objects-"* "$out/policies" "$out/certs"
 "$gen" bodies "$out/bodies"
-"$gen" objects "$out/objects-100" 25 >/dev/null
+[ "$only" = audit ] || "$gen" objects "$out/objects-100" 25 >/dev/null
 "$gen" objects "$out/objects-40k" 10000
-"$gen" objects "$out/objects-100k" 25000 >/dev/null
-echo "objects-100: $(du -sh "$out/objects-100" | cut -f1), objects-40k: $(du -sh "$out/objects-40k" | cut -f1), objects-100k: $(du -sh "$out/objects-100k" | cut -f1) of JSON manifests"
+[ "$only" = audit ] || "$gen" objects "$out/objects-100k" 25000 >/dev/null
+for d in objects-100 objects-40k objects-100k; do if [ -d "$out/$d" ]; then echo "$d: $(du -sh "$out/$d" | cut -f1) of JSON manifests"; fi; done
 "$bin" certs generate --out "$out/certs" --service rollout-guard --namespace bench --days 2 >/dev/null
 mkdir -p "$out/policies" && cp policies/*.yaml "$out/policies/"
 host=rollout-guard.bench.svc
@@ -121,6 +123,7 @@ paced() {
   grep -E '^bench:|Non-2xx|Socket errors' "$out/wrk-$name-paced.txt" | sed "s/^/  /"
 }
 
+if [ "$only" != audit ]; then
 say "max throughput: wrk -t1 -c16 -d${seconds}s, 4 bodies in turn (Deployment UPDATE → /mutate; Ingress canary CREATE, HTTPRoute UPDATE, Service UPDATE → /validate)"
 start_baseline
 load baseline 18444
@@ -155,6 +158,7 @@ for objects in objects-100 objects-100k; do
   stop
 done
 
+fi
 # metric NAME: the value of one unlabelled (or fully labelled) series on the admin port.
 metric() { curl -s http://127.0.0.1:19090/metrics | awk -v n="$1" '$1 == n {print $2}'; }
 
@@ -186,6 +190,7 @@ for round in 1 2; do
   stop
 done
 
+[ "$only" = audit ] && exit 0
 say "cold start without a cluster (spawn → /readyz 200 on the admin port; embedded policy, no --objects)"
 KUBECONFIG=/nonexistent "$probe" ready 127.0.0.1:19090 10 -- "$bin" serve --tls-cert "$cert" --tls-key "$key" \
   --addr 127.0.0.1:18443 --metrics-addr 127.0.0.1:19090 --namespace rollout-guard
