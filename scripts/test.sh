@@ -9,7 +9,7 @@ root=$PWD
 step() { printf '\n==> %s\n' "$*"; }
 
 step "python checkers (.venv)"
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import jsonpatch, kubernetes_validate, yaml, junitparser, openapi_spec_validator' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import jsonpatch, kubernetes_validate, yaml, junitparser, openapi_spec_validator, jsonschema' 2>/dev/null; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi

@@ -158,7 +158,7 @@ pub fn render_report_sarif(check: &CheckReport<'_>) -> Value {
                 level: match finding.outcome {
                     FindingOutcome::Denied => Level::Error,
                     FindingOutcome::Warned | FindingOutcome::Bypassed => Level::Warning,
-                    FindingOutcome::Patched => Level::Note,
+                    FindingOutcome::Patched | FindingOutcome::WouldPatch => Level::Note,
                 },
                 message: format!("{label}: {}", finding.message),
                 file: object.file.clone(),
@@ -429,6 +429,14 @@ pub fn render_report_text(check: &CheckReport<'_>) -> String {
         }
         for line in &report.diff {
             let _ = writeln!(out, "  {line}");
+        }
+        for finding in &report.findings {
+            if finding.outcome == crate::policy::engine::FindingOutcome::WouldPatch {
+                let _ = writeln!(out, "  report-only [{}]: would patch", finding.rule);
+                for line in &finding.patch {
+                    let _ = writeln!(out, "    {line}");
+                }
+            }
         }
     }
     let count = |decision: Decision| reports.iter().filter(|r| r.decision == decision).count();

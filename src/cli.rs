@@ -36,6 +36,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run declarative policy tests (`kind: PolicyTest` files).
     Test(TestArgs),
+    /// Audit manifests as the background audit audits a cluster, and print the policy reports.
+    Audit(AuditArgs),
     /// Certificate tooling.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -229,6 +231,47 @@ pub struct TestArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+/// `audit` flags.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Manifests (files or directories): the objects audited, and the cluster state they are
+    /// judged against.
+    #[arg(long = "objects", required = true, num_args = 1..)]
+    pub objects: Vec<PathBuf>,
+    /// Directory of policy files. Default: the embedded default policy.
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    /// Which policy report API to print.
+    #[arg(long, value_enum, default_value_t = ReportFlavor::Openreports)]
+    pub flavor: ReportFlavor,
+    /// Most results per report (the rest are counted in the summary and an annotation).
+    #[arg(long, default_value_t = crate::audit::report::DEFAULT_MAX_RESULTS)]
+    pub max_results: usize,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = AuditFormat::Text)]
+    pub output: AuditFormat,
+}
+
+/// Policy report APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFlavor {
+    /// `openreports.io/v1alpha1` Report / ClusterReport.
+    Openreports,
+    /// `wgpolicyk8s.io/v1alpha2` PolicyReport / ClusterPolicyReport (Kyverno, Policy Reporter).
+    Wgpolicyk8s,
+}
+
+/// `audit` output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// A summary per report with every result.
+    Text,
+    /// The reports as one `v1` `List`.
+    Json,
+    /// The reports as YAML documents (`kubectl apply -f -` reads them).
+    Yaml,
 }
 
 /// `check` and `test` output format.

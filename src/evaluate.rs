@@ -153,15 +153,26 @@ pub struct RuleFinding {
     pub message: String,
     /// Which endpoint reported it: `mutate` or `validate`.
     pub endpoint: &'static str,
+    /// What this finding patched (`patched`) or, report-only, would patch (`would-patch`), as
+    /// readable lines (`+ path: value`, `~ path: old → new`); absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patch: Vec<String>,
 }
 
 impl RuleFinding {
-    fn new(record: RecordedFinding, endpoint: Endpoint) -> Self {
+    /// `object` is what the endpoint reviewed, which the finding's patch applies to.
+    fn new(record: RecordedFinding, endpoint: Endpoint, object: &Value) -> Self {
+        let operations: Vec<Value> = record
+            .patch
+            .iter()
+            .filter_map(|op| serde_json::to_value(op).ok())
+            .collect();
         Self {
             rule: record.source(),
             outcome: record.outcome,
             message: record.message,
             endpoint: endpoint.as_str(),
+            patch: readable_diff(object, &operations),
         }
     }
 
@@ -566,7 +577,7 @@ impl Request<'_> {
             findings: verdict
                 .findings
                 .into_iter()
-                .map(|record| RuleFinding::new(record, endpoint))
+                .map(|record| RuleFinding::new(record, endpoint, object))
                 .collect(),
             patch,
         })

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         }
         Command::Check(args) => rollout_guard::check::run(&args),
         Command::Test(args) => rollout_guard::policytest::run(&args),
+        Command::Audit(args) => rollout_guard::audit::command::run(&args),
         Command::Certs(CertsCommand::Generate(args)) => match rollout_guard::certs::generate(&args)
         {
             Ok(()) => ExitCode::SUCCESS,

@@ -34,7 +34,7 @@ fn every_error_is_printed_one_per_line_and_exits_1() {
         .sum();
     assert_eq!(text.lines().count(), expected_count, "{text}");
     assert!(text.contains(
-        "tests/fixtures/policies/invalid/structure.yaml:15: spec.rules.rollingUpdate.mode: unknown variant \"enforced\", expected one of off, warn, mutate, enforce\n"
+        "tests/fixtures/policies/invalid/structure.yaml:15: spec.rules.rollingUpdate.mode: unknown variant \"enforced\", expected one of off, warn, mutate, reportOnly, enforce\n"
     ), "{text}");
 }
 

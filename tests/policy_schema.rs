@@ -124,7 +124,7 @@ fn policy_test_schema_describes_the_format() {
     );
     assert_eq!(
         values("FindingOutcome"),
-        ["patched", "warned", "denied", "bypassed"]
+        ["patched", "warned", "denied", "bypassed", "would-patch"]
     );
     for field in ["cluster", "clusterKinds", "resources", "userInfo", "expect"] {
         assert!(

@@ -85,6 +85,19 @@ pub fn build(api_version: &str, uid: &str, kind: &str, verdict: &Verdict) -> Vec
     if !verdict.skipped.is_empty() {
         audit.insert("skipped-rules", verdict.skipped.join(","));
     }
+    // Report-only findings change nothing in the response: this is where they are recorded.
+    let would_patch: std::collections::BTreeSet<String> = verdict
+        .findings
+        .iter()
+        .filter(|f| f.outcome == crate::policy::engine::FindingOutcome::WouldPatch)
+        .map(|f| f.source())
+        .collect();
+    if !would_patch.is_empty() {
+        audit.insert(
+            "report-only",
+            would_patch.into_iter().collect::<Vec<_>>().join(","),
+        );
+    }
     if let Some(reason) = &verdict.exempt {
         audit.insert("exempt", reason.clone());
     }

@@ -35,6 +35,7 @@
 //! Report-only rules (`mode: reportOnly`) never patch: their fixes show as `would-patch` results
 //! with the patch as readable lines.
 
+pub mod command;
 pub mod lease;
 pub mod live_metrics;
 pub mod report;
@@ -393,7 +394,7 @@ fn audited(evaluation: Evaluation, document: &Document) -> Option<AuditedObject>
         return Some(object);
     }
     for finding in &evaluation.findings {
-        object.findings.push(audit_finding(finding, &evaluation));
+        object.findings.push(audit_finding(finding));
     }
     object.passed = evaluation
         .rules_run
@@ -408,7 +409,7 @@ fn audited(evaluation: Evaluation, document: &Document) -> Option<AuditedObject>
     Some(object)
 }
 
-fn audit_finding(finding: &RuleFinding, evaluation: &Evaluation) -> AuditFinding {
+fn audit_finding(finding: &RuleFinding) -> AuditFinding {
     let (rule, check) = finding
         .rule
         .split_once('.')
@@ -422,21 +423,15 @@ fn audit_finding(finding: &RuleFinding, evaluation: &Evaluation) -> AuditFinding
             FindingOutcome::Warned => AuditOutcome::Warn,
             FindingOutcome::Patched => AuditOutcome::Patch,
             FindingOutcome::Bypassed => AuditOutcome::Bypassed,
+            FindingOutcome::WouldPatch => AuditOutcome::WouldPatch,
         }
-    };
-    // The whole object's patch is shown with every patched finding: the patch is not split
-    // by rule, and an object rarely has more than one.
-    let patch = if outcome == AuditOutcome::Patch {
-        evaluation.diff.clone()
-    } else {
-        Vec::new()
     };
     AuditFinding {
         rule,
         check,
         outcome,
         message: finding.message.clone(),
-        patch,
+        patch: finding.patch.clone(),
     }
 }
 

@@ -181,7 +181,8 @@ spec:
     spec: {containers: [{name: web, image: "nginx:1.27"}]}
 "#,
             // API-server defaults (maxUnavailable 25%, ...) and absent fields the mutating
-            // webhook fills in: each a `warn` of its own; deploymentSiblings ran and passed.
+            // webhook fills in: each a `warn` of its own; deploymentSiblings and rollback ran
+            // and passed.
             results: &[
                 "Deployment/web changeCause.missing warn",
                 "Deployment/web rollingUpdate.maxUnavailable warn",
@@ -191,7 +192,7 @@ spec:
                 "Deployment/web rollingUpdate.revisionHistoryLimit warn",
                 "Deployment/web versionLabel.missing warn",
             ],
-            summary: (1, 0, 7, 0),
+            summary: (2, 0, 7, 0),
         },
         Case {
             name: "a canary without a main Ingress warns (the next object may add it); the \
@@ -208,7 +209,7 @@ spec:
                 "Ingress/web-canary ingressCanary.backendService warn",
                 "Ingress/web-canary ingressCanary.missingMain warn",
             ],
-            summary: (1, 0, 9, 0),
+            summary: (2, 0, 9, 0),
         },
     ];
     for case in cases {

@@ -254,6 +254,12 @@ pub enum Mode {
     /// Findings with a fix are fixed by the patch (with a warning when a user's choice is
     /// rewritten); findings without one are warnings.
     Mutate,
+    /// As `mutate`, but fixes are only recorded, never applied: each shows as a `would-patch`
+    /// finding with the patch it would make (in `check`, `POST /v1/evaluate`, the audit reports
+    /// and the `report-only` audit annotation), and the object is admitted unchanged without a
+    /// warning for it. Findings without a fix are warnings, as in `mutate`. How a team rolls a
+    /// new mutation out safely: watch what it would change, then switch to `mutate`.
+    ReportOnly,
     /// Values the user did not choose are still filled in; findings that would harm a rollout
     /// deny the request with an explanation.
     Enforce,

@@ -94,6 +94,9 @@ pub enum FindingOutcome {
     /// Would have refused the request; bypassed by a break-glass override of a person the
     /// policy names (reported as a warning, recorded in the audit annotations).
     Bypassed,
+    /// Report-only: what the fix would patch is recorded (`RecordedFinding::patch`), nothing
+    /// is applied.
+    WouldPatch,
 }
 
 impl FindingOutcome {
@@ -103,6 +106,7 @@ impl FindingOutcome {
             FindingOutcome::Patched => "patched",
             FindingOutcome::Warned => "warned",
             FindingOutcome::Denied => "denied",
+            FindingOutcome::WouldPatch => "would-patch",
             FindingOutcome::Bypassed => "bypassed",
         }
     }
@@ -110,7 +114,7 @@ impl FindingOutcome {
 
 /// One finding as it ended up in the verdict: which rule and check, what it became, and the
 /// rule's message (without the `rollout-guard rule.check:` prefix warnings carry).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecordedFinding {
     /// The rule's key under `rules` (`ingressCanary`).
     pub rule: &'static str,
@@ -121,6 +125,9 @@ pub struct RecordedFinding {
     pub outcome: FindingOutcome,
     /// What is wrong and what to do.
     pub message: String,
+    /// The JSON Patch operations this finding contributed (`patched`) or would contribute
+    /// (`would-patch`), against the object as sent; empty for the other outcomes.
+    pub patch: Vec<PatchOp>,
 }
 
 impl RecordedFinding {
@@ -281,6 +288,7 @@ impl Kept {
                 check: self.check,
                 outcome: FindingOutcome::Warned,
                 message,
+                patch: Vec::new(),
             },
             warning,
         ))
@@ -351,12 +359,14 @@ pub fn run<K>(
                 check: ERROR_CHECK,
                 outcome,
                 message,
+                patch: Vec::new(),
             });
             verdict.fired.insert(source);
         }
         for finding in findings {
             let mode = settings.mode_for(finding.check);
             let source = format!("{}.{}", finding.rule, finding.check);
+            let mut finding_patch = Vec::new();
             let outcome = match decide(&finding, mode, endpoint, rule.phase) {
                 Outcome::Nothing => continue,
                 Outcome::Warning => {
@@ -411,6 +421,7 @@ pub fn run<K>(
                                     check: finding.check,
                                     outcome: FindingOutcome::Warned,
                                     message: finding.message,
+                                    patch: Vec::new(),
                                 });
                                 verdict.fired.insert(source);
                                 continue;
@@ -434,6 +445,7 @@ pub fn run<K>(
                         // Already satisfied: nothing changed, nothing to report.
                         continue;
                     }
+                    finding_patch = builder.ops()[before..].to_vec();
                     if warn {
                         verdict
                             .warnings
@@ -441,12 +453,38 @@ pub fn run<K>(
                     }
                     FindingOutcome::Patched
                 }
+                Outcome::WouldPatch { mut edits } => {
+                    // Computed on a builder of its own against the object as sent, so what is
+                    // recorded is exactly what `mutate` would patch (kept paths included), and
+                    // nothing reaches the real patch.
+                    if let Some(kept) = kept.as_ref().filter(|kept| kept.enforce) {
+                        edits.retain(|edit| !kept.touches(edit));
+                    }
+                    let Some(raw) = raw_object else {
+                        continue;
+                    };
+                    let mut shadow = PatchBuilder::new(raw);
+                    for edit in &edits {
+                        if let Err(error) = shadow.apply(edit) {
+                            verdict.warnings.push(warning_text(
+                                &source,
+                                &format!("internal: fix cannot be computed: {error}"),
+                            ));
+                        }
+                    }
+                    finding_patch = shadow.finish();
+                    if finding_patch.is_empty() {
+                        continue;
+                    }
+                    FindingOutcome::WouldPatch
+                }
             };
             verdict.findings.push(RecordedFinding {
                 rule: finding.rule,
                 check: finding.check,
                 outcome,
                 message: finding.message,
+                patch: finding_patch,
             });
             verdict.fired.insert(source);
         }

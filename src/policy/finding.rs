@@ -142,6 +142,8 @@ pub enum Outcome {
     Nothing,
     /// Apply these edits; warn with the message when `warn` is true.
     Patch { edits: Vec<Edit>, warn: bool },
+    /// Report-only: record what these edits would change, apply nothing, tell nobody.
+    WouldPatch { edits: Vec<Edit> },
     /// Later rules' edits at or under `paths` are left out (`enforce: true`) or only reported.
     Keep {
         paths: Vec<Vec<String>>,
@@ -164,7 +166,8 @@ pub fn decide(finding: &Finding, mode: Mode, endpoint: Endpoint, phase: RulePhas
         (_, Fix::Keep(_)) if endpoint == Endpoint::Validate => Outcome::Nothing,
         (mode, Fix::Keep(paths)) => Outcome::Keep {
             paths: paths.clone(),
-            enforce: mode != Mode::Warn,
+            // Report-only changes nothing, other rules' edits included.
+            enforce: !matches!(mode, Mode::Warn | Mode::ReportOnly),
         },
         (Mode::Warn, _) => Outcome::Warning,
         (Mode::Mutate, Fix::Routine(edits)) => Outcome::Patch {
@@ -176,6 +179,10 @@ pub fn decide(finding: &Finding, mode: Mode, endpoint: Endpoint, phase: RulePhas
             warn: true,
         },
         (Mode::Mutate, Fix::None) => Outcome::Warning,
+        (Mode::ReportOnly, Fix::Routine(edits) | Fix::Override(edits)) => Outcome::WouldPatch {
+            edits: edits.clone(),
+        },
+        (Mode::ReportOnly, Fix::None) => Outcome::Warning,
         (Mode::Enforce, Fix::Routine(edits)) => Outcome::Patch {
             edits: edits.clone(),
             warn: false,
@@ -196,6 +203,8 @@ pub fn decide(finding: &Finding, mode: Mode, endpoint: Endpoint, phase: RulePhas
             }
         }
         Outcome::Warning if quiet_on_validate => Outcome::Nothing,
+        // Recorded once, by /mutate, which sees the object the fix would apply to.
+        Outcome::WouldPatch { .. } if endpoint == Endpoint::Validate => Outcome::Nothing,
         other => other,
     }
 }
@@ -235,12 +244,31 @@ mod tests {
                 "patch-quiet",
             ),
             (Mode::Enforce, over.clone(), Severity::Deny, "deny"),
-            (Mode::Enforce, over, Severity::Warn, "warning"),
+            (Mode::Enforce, over.clone(), Severity::Warn, "warning"),
             (Mode::Enforce, Fix::None, Severity::Deny, "deny"),
             (Mode::Off, keep.clone(), Severity::Warn, "nothing"),
             (Mode::Warn, keep.clone(), Severity::Warn, "keep-report"),
             (Mode::Mutate, keep.clone(), Severity::Warn, "keep"),
             (Mode::Enforce, keep.clone(), Severity::Deny, "keep"),
+            (
+                Mode::ReportOnly,
+                routine.clone(),
+                Severity::Deny,
+                "would-patch",
+            ),
+            (
+                Mode::ReportOnly,
+                over.clone(),
+                Severity::Deny,
+                "would-patch",
+            ),
+            (Mode::ReportOnly, Fix::None, Severity::Deny, "warning"),
+            (
+                Mode::ReportOnly,
+                keep.clone(),
+                Severity::Warn,
+                "keep-report",
+            ),
         ];
         for (mode, fix, severity, expected) in cases {
             let got = match decide(
@@ -256,6 +284,7 @@ mod tests {
                 Outcome::Patch { warn: true, .. } => "patch-warn",
                 Outcome::Keep { enforce: true, .. } => "keep",
                 Outcome::Keep { enforce: false, .. } => "keep-report",
+                Outcome::WouldPatch { .. } => "would-patch",
             };
             assert_eq!(got, expected, "mode {mode:?}");
         }
@@ -281,6 +310,13 @@ mod tests {
             decide(&f, Mode::Warn, Endpoint::Validate, RulePhase::Validating),
             Outcome::Warning
         );
+        // Report-only never speaks on /validate: /mutate recorded what it would patch.
+        for phase in [RulePhase::Mutating, RulePhase::Validating] {
+            assert_eq!(
+                decide(&f, Mode::ReportOnly, Endpoint::Validate, phase),
+                Outcome::Nothing
+            );
+        }
         let keep = finding(Fix::Keep(vec![vec!["spec".into()]]), Severity::Deny);
         for mode in [Mode::Warn, Mode::Mutate, Mode::Enforce] {
             assert_eq!(

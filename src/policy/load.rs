@@ -780,12 +780,13 @@ fn rule_names() -> Vec<&'static str> {
 
 /// What every rule section shares: check names and whether `mutate` is possible.
 fn validate_rule_settings(rule: &RuleInfo, settings: &dyn RuleSettings, problems: &mut Problems) {
-    if settings.mode() == Mode::Mutate && !rule.can_mutate {
+    if patches(settings.mode()) && !rule.can_mutate {
         problems.add(
             &["mode"],
             format!(
-                "rule {} cannot change objects, so mode mutate is not available; use warn or enforce",
-                rule.name
+                "rule {} cannot change objects, so mode {} is not available; use warn or enforce",
+                rule.name,
+                mode_name(settings.mode())
             ),
         );
     }
@@ -799,12 +800,31 @@ fn validate_rule_settings(rule: &RuleInfo, settings: &dyn RuleSettings, problems
                     rule.checks.join(", ")
                 ),
             );
-        } else if *mode == Mode::Mutate && !rule.can_mutate {
+        } else if patches(*mode) && !rule.can_mutate {
             problems.add(
                 &["checks", check],
-                format!("rule {} cannot change objects, so mode mutate is not available; use warn or enforce", rule.name),
+                format!(
+                    "rule {} cannot change objects, so mode {} is not available; use warn or enforce",
+                    rule.name,
+                    mode_name(*mode)
+                ),
             );
         }
+    }
+}
+
+/// Whether a mode makes (or, report-only, records) patches.
+fn patches(mode: Mode) -> bool {
+    matches!(mode, Mode::Mutate | Mode::ReportOnly)
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Off => "off",
+        Mode::Warn => "warn",
+        Mode::Mutate => "mutate",
+        Mode::ReportOnly => "reportOnly",
+        Mode::Enforce => "enforce",
     }
 }
 

@@ -13,6 +13,11 @@ The Rust tests (tests/formats.rs, tests/api.rs) leave their outputs under one di
   openapi/responses/*.json  real responses recorded by the API tests, each
                          {"operation": "GET /v1/policies", "status": 200, "body": {...}}:
                          validated against the schema the description gives for it.
+  reports/*.json         policy reports printed by `rollout-guard audit -o json` (a v1 List,
+                         tests/audit_cli.rs): each item validated with jsonschema against the
+                         openAPIV3Schema of its CRD in ../shared/crds (OpenReports, wgpolicyk8s),
+                         plus no field the structural schema does not declare (the API server
+                         would prune it). Skipped, saying so, when ../shared/crds is absent.
 
 Usage: validate_formats.py DIR [--multitool PATH]. Last line: "formats: N passed, M failed".
 """
@@ -48,7 +53,8 @@ def main() -> int:
     sarif_files = sorted((root / "sarif").glob("*.sarif"))
     junit_files = sorted((root / "junit").glob("*.xml"))
     openapi_file = root / "openapi" / "openapi.json"
-    if not sarif_files and not junit_files and not openapi_file.exists():
+    report_files = sorted((root / "reports").glob("*.json"))
+    if not sarif_files and not junit_files and not openapi_file.exists() and not report_files:
         print(f"formats: nothing to check under {root} (run cargo test first)")
         return 1
 
@@ -66,8 +72,75 @@ def main() -> int:
         for path in sorted((root / "openapi" / "responses").glob("*.json")):
             outcome(f"openapi response {path.name}", check_response(description, path))
 
+    if report_files:
+        crds = Path(__file__).resolve().parents[2].parent / "shared" / "crds"
+        if not crds.is_dir():
+            print(f"SKIP policy reports: {crds} is not present, no CRD schemas to check against")
+        else:
+            schemas = crd_schemas(crds)
+            for path in report_files:
+                outcome(f"policy reports {path.name}", check_reports(path, schemas))
+
     print(f"formats: {passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def crd_schemas(crds: Path) -> dict:
+    """(apiVersion, kind) -> openAPIV3Schema, for every CRD under `crds`."""
+    import yaml
+
+    schemas = {}
+    for path in sorted(crds.rglob("*.yaml")):
+        for crd in yaml.safe_load_all(path.read_text()):
+            if not crd or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = crd["spec"]
+            for version in spec["versions"]:
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                schemas[key] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def undeclared_fields(value, schema, at: str) -> list:
+    """Fields a structural schema does not declare: the API server prunes them silently."""
+    problems = []
+    if isinstance(value, dict) and isinstance(schema, dict):
+        properties = schema.get("properties")
+        additional = schema.get("additionalProperties")
+        for key, child in value.items():
+            if properties is not None and key in properties:
+                problems += undeclared_fields(child, properties[key], f"{at}.{key}")
+            elif isinstance(additional, dict):
+                problems += undeclared_fields(child, additional, f"{at}.{key}")
+            elif properties is not None and not schema.get("x-kubernetes-preserve-unknown-fields"):
+                problems.append(f"{at}.{key}: not declared in the CRD schema (would be pruned)")
+    elif isinstance(value, list) and isinstance(schema, dict):
+        for index, item in enumerate(value):
+            problems += undeclared_fields(item, schema.get("items", {}), f"{at}[{index}]")
+    return problems
+
+
+def check_reports(path: Path, schemas: dict) -> list:
+    import jsonschema
+
+    problems = []
+    document = json.loads(path.read_text())
+    items = document.get("items") if document.get("kind") == "List" else [document]
+    if not items:
+        return [f"no reports in {path.name}"]
+    for index, report in enumerate(items):
+        key = (report.get("apiVersion"), report.get("kind"))
+        name = f"items[{index}] {key[1]} {report.get('metadata', {}).get('namespace', '')}"
+        schema = schemas.get(key)
+        if schema is None:
+            problems.append(f"{name}: no CRD for {key[0]} {key[1]}")
+            continue
+        validator = jsonschema.Draft7Validator(schema)
+        for error in sorted(validator.iter_errors(report), key=lambda e: list(e.path)):
+            where = "/".join(str(p) for p in error.path)
+            problems.append(f"{name}: {where}: {error.message}")
+        problems += [f"{name}: {p}" for p in undeclared_fields(report, schema, key[1])]
+    return problems
 
 
 def check_sarif(path: Path, schema, multitool) -> list:

@@ -42,6 +42,7 @@ fn denied(sources: &[&'static str]) -> Verdict {
             check,
             outcome: FindingOutcome::Denied,
             message: format!("{check} is broken"),
+            patch: Vec::new(),
         });
     }
     verdict

@@ -144,7 +144,7 @@ fn errors_carry_file_line_and_field() {
     let text = format!("{HEADER}spec:\n  rules:\n    rollingUpdate:\n      mode: enforced\n");
     assert_eq!(
         errors_of(&text),
-        ["p.yaml:8: spec.rules.rollingUpdate.mode: unknown variant \"enforced\", expected one of off, warn, mutate, enforce"]
+        ["p.yaml:8: spec.rules.rollingUpdate.mode: unknown variant \"enforced\", expected one of off, warn, mutate, reportOnly, enforce"]
     );
 }
 
