@@ -110,7 +110,7 @@ pub struct RuleInfo {
 /// Checks of the `versionLabel` rule.
 pub const VERSION_LABEL_CHECKS: &[&str] = &["missing", "stale", "mismatch", "untagged"];
 /// Checks of the `changeCause` rule.
-pub const CHANGE_CAUSE_CHECKS: &[&str] = &["missing"];
+pub const CHANGE_CAUSE_CHECKS: &[&str] = &["missing", "repeated"];
 /// Checks of the `rollingUpdate` rule.
 pub const ROLLING_UPDATE_CHECKS: &[&str] = &[
     "maxUnavailable",
