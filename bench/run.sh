@@ -3,6 +3,7 @@
 #
 #   bench/run.sh            # about 5 minutes after the release build
 #   BENCH_SECONDS=30 bench/run.sh
+#   BENCH_ONLY=audit bench/run.sh   # only the background audit figures (build, inputs, audit)
 #
 # Prints every figure (and keeps a copy in bench/out/run.txt); bench/RESULTS.md records a run.
 # Needs wrk (installed from Debian if missing). Uses ports 18443/19090 (rollout-guard) and
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=$root/bench/out
 seconds=${BENCH_SECONDS:-15}
+only=${BENCH_ONLY:-}
 mkdir -p "$out"
 exec > >(tee "$out/run.txt") 2>&1
 
@@ -42,10 +44,10 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "inputs"
 rm -rf "$out/bodies" "$out/objects-"* "$out/policies" "$out/certs"
 "$gen" bodies "$out/bodies"
-"$gen" objects "$out/objects-100" 25 >/dev/null
+[ "$only" = audit ] || "$gen" objects "$out/objects-100" 25 >/dev/null
 "$gen" objects "$out/objects-40k" 10000
-"$gen" objects "$out/objects-100k" 25000 >/dev/null
-echo "objects-100: $(du -sh "$out/objects-100" | cut -f1), objects-40k: $(du -sh "$out/objects-40k" | cut -f1), objects-100k: $(du -sh "$out/objects-100k" | cut -f1) of JSON manifests"
+[ "$only" = audit ] || "$gen" objects "$out/objects-100k" 25000 >/dev/null
+for d in objects-100 objects-40k objects-100k; do if [ -d "$out/$d" ]; then echo "$d: $(du -sh "$out/$d" | cut -f1) of JSON manifests"; fi; done
 "$bin" certs generate --out "$out/certs" --service rollout-guard --namespace bench --days 2 >/dev/null
 mkdir -p "$out/policies" && cp policies/*.yaml "$out/policies/"
 host=rollout-guard.bench.svc
@@ -63,20 +65,21 @@ server_signal=INT
 stop() { if [ -n "$server_pid" ]; then kill -"$server_signal" "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi; }
 trap stop EXIT
 
-# start_rg OBJECTS_DIR: rollout-guard with the repository's policies and that store.
+# start_rg OBJECTS_DIR [SERVE_ARGS...]: rollout-guard with the repository's policies and that store.
 start_rg() {
-  local started_ns
+  local started_ns objects=$1
+  shift
   server_signal=INT
   started_ns=$(date +%s%N)
   KUBECONFIG=/nonexistent RUST_LOG=info "$bin" --log-format json serve --policies "$out/policies" \
     --tls-cert "$cert" --tls-key "$key" --addr 127.0.0.1:18443 --metrics-addr 127.0.0.1:19090 \
-    --namespace rollout-guard --objects "$1" --reload-interval-ms 10 >"$out/rg.stdout" 2>"$out/rg.log" &
+    --namespace rollout-guard --objects "$objects" --reload-interval-ms 10 "$@" >"$out/rg.stdout" 2>"$out/rg.log" &
   server_pid=$!
   until curl -fs http://127.0.0.1:19090/readyz >/dev/null 2>&1; do
     kill -0 "$server_pid" 2>/dev/null || { cat "$out/rg.log"; exit 1; }
     sleep 0.02
   done
-  echo "ready with $(basename "$1") after $(( ($(date +%s%N) - started_ns) / 1000000 )) ms (store load included)"
+  echo "ready with $(basename "$objects") after $(( ($(date +%s%N) - started_ns) / 1000000 )) ms (store load included)"
 }
 
 start_baseline() {
@@ -120,6 +123,7 @@ paced() {
   grep -E '^bench:|Non-2xx|Socket errors' "$out/wrk-$name-paced.txt" | sed "s/^/  /"
 }
 
+if [ "$only" != audit ]; then
 say "max throughput: wrk -t1 -c16 -d${seconds}s, 4 bodies in turn (Deployment UPDATE → /mutate; Ingress canary CREATE, HTTPRoute UPDATE, Service UPDATE → /validate)"
 start_baseline
 load baseline 18444
@@ -154,6 +158,39 @@ for objects in objects-100 objects-100k; do
   stop
 done
 
+fi
+# metric NAME: the value of one unlabelled (or fully labelled) series on the admin port.
+metric() { curl -s http://127.0.0.1:19090/metrics | awk -v n="$1" '$1 == n {print $2}'; }
+
+say "background audit: one run over the 40k-object store (serve --objects --audit --audit-reports off; the audit re-reads the manifests file by file and judges every object on its niced thread)"
+start_rg "$out/objects-40k" --audit --audit-reports off --audit-period 1h
+ticks_ready=$(cpu_ticks "$server_pid")
+until [ "$(metric 'rollout_guard_audit_runs_total{result="ok"}')" = 1 ]; do
+  kill -0 "$server_pid" 2>/dev/null || { cat "$out/rg.log"; exit 1; }
+  sleep 0.05
+done
+ticks_done=$(cpu_ticks "$server_pid")
+echo "audit: objects=$(metric rollout_guard_audit_last_objects) evaluation_cpu_s=$(metric rollout_guard_audit_last_cpu_seconds) wall_s=$(metric rollout_guard_audit_last_duration_seconds)"
+echo "audit: process CPU from ready to the run's end $(( (ticks_done - ticks_ready) * 10 )) ms (evaluation + reading and parsing the 145 MB of manifests)"
+grep '"audit run complete"' "$out/rg.log" | head -1 | sed 's/^/audit log: /' || true
+stop
+
+say "admission latency with and without audits running: fixed 2000/s, the 4 mixed bodies, 40k-object store; with: --audit-period 100ms (back-to-back audits)"
+mixed_csv=$(IFS=,; echo "${mixed[*]}")
+for round in 1 2; do
+  start_rg "$out/objects-40k"
+  "$probe" rate "https://127.0.0.1:18443" "$host" "$ca" "$mixed_csv" 2000 10 | sed "s/^/no audit (round $round): /"
+  stop
+  start_rg "$out/objects-40k" --audit --audit-reports off --audit-period 100ms
+  until [ -n "$(metric rollout_guard_audit_last_cpu_seconds)" ] || ! kill -0 "$server_pid" 2>/dev/null; do sleep 0.05; done
+  runs_before=$(metric 'rollout_guard_audit_runs_total{result="ok"}')
+  ticks_before=$(cpu_ticks "$server_pid")
+  "$probe" rate "https://127.0.0.1:18443" "$host" "$ca" "$mixed_csv" 2000 10 | sed "s/^/audit running (round $round): /"
+  echo "audit running (round $round): audit runs completed during the load: $(( $(metric 'rollout_guard_audit_runs_total{result="ok"}') - runs_before )) (+ the one in progress); server CPU $(( ($(cpu_ticks "$server_pid") - ticks_before) * 10 )) ms over 10 s"
+  stop
+done
+
+[ "$only" = audit ] && exit 0
 say "cold start without a cluster (spawn → /readyz 200 on the admin port; embedded policy, no --objects)"
 KUBECONFIG=/nonexistent "$probe" ready 127.0.0.1:19090 10 -- "$bin" serve --tls-cert "$cert" --tls-key "$key" \
   --addr 127.0.0.1:18443 --metrics-addr 127.0.0.1:19090 --namespace rollout-guard

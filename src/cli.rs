@@ -119,6 +119,49 @@ pub struct ServeArgs {
     /// (more get HTTP 429 with Retry-After); 0 for no limit.
     #[arg(long, default_value_t = 20)]
     pub api_rate_limit: u32,
+    /// Run the background audit: one replica at a time (a `coordination.k8s.io` Lease in
+    /// `--namespace`) re-evaluates the Deployments, Services, Ingresses and HTTPRoutes in the
+    /// cluster on `--audit-period` and after every policy reload, and writes the results as
+    /// policy reports. With `--objects`, the manifests are audited (metrics only).
+    #[arg(long)]
+    pub audit: bool,
+    /// Time between audit runs (`30s`, `10m`, `1h`).
+    #[arg(long, default_value = "10m", value_parser = crate::audit::run_loop::parse_duration)]
+    pub audit_period: std::time::Duration,
+    /// Which policy reports the audit writes: OpenReports (`openreports.io/v1alpha1`),
+    /// `wgpolicyk8s.io/v1alpha2` PolicyReports, `auto` (OpenReports when its CRD is served, else
+    /// wgpolicyk8s when that is, else none), or `off` (metrics only).
+    #[arg(long, value_enum, default_value_t = crate::audit::writer::ReportsSetting::Auto)]
+    pub audit_reports: crate::audit::writer::ReportsSetting,
+    /// Most results kept per report (the report says how many were left out; its summary
+    /// still counts all).
+    #[arg(long, default_value_t = 1000)]
+    pub audit_result_cap: usize,
+    /// Name of the audit's Lease in `--namespace`.
+    #[arg(long, default_value = "rollout-guard-audit")]
+    pub audit_lease_name: String,
+    /// This replica's holder identity in the Lease (default: the pod name, from `POD_NAME`,
+    /// else `HOSTNAME`).
+    #[arg(long, env = "POD_NAME")]
+    pub audit_identity: Option<String>,
+    /// How long the Lease holds without renewal.
+    #[arg(long, default_value = "15s", value_parser = crate::audit::run_loop::parse_duration)]
+    pub audit_lease_duration: std::time::Duration,
+    /// How long the holder keeps running the audit while renewals fail (below the duration).
+    #[arg(long, default_value = "10s", value_parser = crate::audit::run_loop::parse_duration)]
+    pub audit_renew_deadline: std::time::Duration,
+    /// How often the Lease is renewed, or tried by a replica that does not hold it.
+    #[arg(long, default_value = "2s", value_parser = crate::audit::run_loop::parse_duration)]
+    pub audit_retry_period: std::time::Duration,
+    /// Objects per list call of the audit (and per evaluation batch).
+    #[arg(long, default_value_t = 500)]
+    pub audit_page_size: u32,
+    /// Report writes (applies and deletes) in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub audit_write_concurrency: usize,
+    /// Report writes started per second at most; 0 for no limit.
+    #[arg(long, default_value_t = 20)]
+    pub audit_writes_per_second: u32,
 }
 
 impl ServeArgs {

@@ -43,6 +43,8 @@ struct State {
 #[derive(Clone)]
 pub struct ActivePolicies {
     state: Arc<RwLock<State>>,
+    /// Counts the sets swapped in, so the background audit can re-run after each.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl ActivePolicies {
@@ -59,7 +61,13 @@ impl ActivePolicies {
                 status,
                 rejected: None,
             })),
+            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Ticks every time [`ActivePolicies::activate`] swaps a new set in.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The set to evaluate this request with. Requests in flight keep the set they started with.
@@ -79,6 +87,8 @@ impl ActivePolicies {
         state.rejected = None;
         state.active = Arc::new(set);
         state.loaded_at = std::time::SystemTime::now();
+        drop(state);
+        self.changes.send_modify(|count| *count += 1);
     }
 
     /// When the active set was loaded (start-up, or the last reload that swapped one in).

@@ -36,7 +36,11 @@
 //! with the patch as readable lines.
 
 pub mod command;
+pub mod lease;
+pub mod live_metrics;
 pub mod report;
+pub mod run_loop;
+pub mod writer;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

@@ -27,6 +27,9 @@ use crate::server::tls::ClientCertCheck;
 #[derive(Debug, Default)]
 pub struct Readiness {
     shutting_down: AtomicBool,
+    /// Wakes what must act as soon as shutdown begins (the audit releases its Lease then, not
+    /// after the drain, so the other replica takes over while this one still serves).
+    begun: tokio::sync::Notify,
 }
 
 impl Readiness {
@@ -44,6 +47,19 @@ impl Readiness {
 
     pub(crate) fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.begun.notify_waiters();
+    }
+
+    /// Resolves once shutdown has begun (at once if it already has).
+    pub async fn shutdown_begun(&self) {
+        let notified = self.begun.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a shutdown in between is not missed.
+        notified.as_mut().enable();
+        if self.shutting_down() {
+            return;
+        }
+        notified.await;
     }
 }
 

@@ -148,6 +148,8 @@ pub struct Metrics {
     bad_requests: [AtomicU64; BadRequest::ALL.len()],
     tls_reloads_ok: AtomicU64,
     tls_reloads_failed: AtomicU64,
+    /// The live audit's series (rendered only with `serve --audit`).
+    pub audit: std::sync::Arc<crate::audit::live_metrics::AuditMetrics>,
 }
 
 impl Default for Metrics {
@@ -192,6 +194,7 @@ impl Metrics {
             bad_requests: std::array::from_fn(|_| AtomicU64::new(0)),
             tls_reloads_ok: AtomicU64::new(0),
             tls_reloads_failed: AtomicU64::new(0),
+            audit: std::sync::Arc::default(),
         }
     }
 
@@ -492,6 +495,7 @@ impl Metrics {
                 "rollout_guard_store_objects{{kind=\"{kind}\"}} {count}"
             );
         }
+        self.audit.render(&mut out);
         out
     }
 }

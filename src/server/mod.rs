@@ -175,6 +175,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             reload_interval,
         ));
     }
+    let audit_lease = if args.audit {
+        start_audit(
+            &args,
+            &cluster,
+            active.clone(),
+            Arc::clone(&metrics.audit),
+            Arc::clone(&readiness),
+        )
+        .await?
+    } else {
+        None
+    };
     tokio::spawn(lifecycle::on_signal(
         Arc::clone(&readiness),
         shutdown_tx,
@@ -213,11 +225,107 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The admin port outlives the drain so probes keep seeing `/readyz` 503 until the end.
     let _ = admin_shutdown_tx.send(true);
     let _ = admin.await;
+    // The audit released its Lease when shutdown began; wait (briefly) for that call to end.
+    if let Some(lease) = audit_lease {
+        let _ = tokio::time::timeout(Duration::from_secs(2), lease).await;
+    }
     for watcher in &cluster.watchers {
         watcher.abort();
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts `serve --audit`: the leader election (in a cluster) and the audit loop. Returns the
+/// election task, which releases the Lease when shutdown begins.
+async fn start_audit(
+    args: &ServeArgs,
+    cluster: &store::ServeStore,
+    policies: ActivePolicies,
+    metrics: Arc<crate::audit::live_metrics::AuditMetrics>,
+    readiness: Arc<Readiness>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    use crate::audit::lease::{self, LeaseElector, LeaseSettings};
+    use crate::audit::run_loop::{AuditSettings, AuditSource, LiveAudit};
+
+    let settings = AuditSettings {
+        period: args.audit_period,
+        reports: args.audit_reports,
+        result_cap: args.audit_result_cap,
+        page_size: args.audit_page_size,
+        writer: crate::audit::writer::WriterSettings {
+            concurrency: args.audit_write_concurrency,
+            writes_per_second: args.audit_writes_per_second,
+        },
+        own_namespace: args.namespace.clone(),
+    };
+    // Flips when shutdown begins, for the audit loop (a run in progress stops, unwritten).
+    let (stop_tx, stop_rx) = watch::channel(false);
+    {
+        let readiness = Arc::clone(&readiness);
+        tokio::spawn(async move {
+            readiness.shutdown_begun().await;
+            let _ = stop_tx.send(true);
+        });
+    }
+    let (leading_tx, leading_rx) = watch::channel(false);
+    let (source, election) = match cluster.source {
+        store::StoreSource::Cluster => {
+            let client = kube::Client::try_default()
+                .await
+                .context("--audit: cannot create a Kubernetes client")?;
+            let namespace = args.namespace.clone().context(
+                "--audit needs --namespace (or POD_NAMESPACE): the namespace of its Lease",
+            )?;
+            let identity = args
+                .audit_identity
+                .clone()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .filter(|identity| !identity.is_empty())
+                .context("--audit needs --audit-identity (or POD_NAME): this replica's name in the Lease")?;
+            let lease_settings = LeaseSettings {
+                lease_duration: args.audit_lease_duration,
+                renew_deadline: args.audit_renew_deadline,
+                retry_period: args.audit_retry_period,
+                ..LeaseSettings::new(namespace, args.audit_lease_name.clone(), identity)
+            };
+            let elector = LeaseElector::new(client.clone(), lease_settings)
+                .context("--audit lease settings")?;
+            let readiness = Arc::clone(&readiness);
+            let election = tokio::spawn(lease::run(elector, leading_tx, async move {
+                readiness.shutdown_begun().await;
+            }));
+            (AuditSource::Cluster(client), Some(election))
+        }
+        // One process, no API server: it is the only auditor, of the manifests it was given.
+        store::StoreSource::Objects | store::StoreSource::NoCluster => {
+            leading_tx.send_replace(true);
+            // The sender lives as long as the loop needs it: moved into a task that ends at
+            // shutdown.
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let _ = stop.changed().await;
+                drop(leading_tx);
+            });
+            (AuditSource::Manifests(args.objects.clone()), None)
+        }
+    };
+    tracing::info!(
+        period_seconds = args.audit_period.as_secs_f64(),
+        reports = args.audit_reports.as_str(),
+        lease = %args.audit_lease_name,
+        "background audit enabled"
+    );
+    let audit = LiveAudit::new(
+        settings,
+        source,
+        policies.clone(),
+        Arc::clone(&cluster.store),
+        metrics,
+    )
+    .context("--audit: cannot start the audit thread")?;
+    tokio::spawn(audit.run(leading_rx, policies.subscribe(), stop_rx));
+    Ok(election)
 }
 
 /// The certificate and key to serve: from the flags, or the `--dev` set.

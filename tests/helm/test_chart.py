@@ -80,6 +80,20 @@ EXPECTED_RBAC = {
 }
 READ_VERBS = {"get", "list", "watch"}
 
+# With audit.enabled only: the reports the audit writes (both report APIs), and its Lease.
+AUDIT_REPORT_RULES = [
+    {"apiGroups": ["openreports.io"], "resources": ["reports", "clusterreports"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports", "clusterpolicyreports"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+]
+AUDIT_LEASE = FULLNAME + "-audit"
+AUDIT_LEASE_RULES = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [AUDIT_LEASE],
+     "verbs": ["get", "update"]},
+]
+
 MUTATING_RULES = {("apps", "v1", "deployments"): {"CREATE", "UPDATE"}}
 VALIDATING_RULES = {
     ("apps", "v1", "deployments"): {"CREATE", "UPDATE"},
@@ -136,6 +150,9 @@ def combos():
         values={"policies": {"useDefaults": False,
                              "files": {"only.yaml": "rules: {}\n"}}},
         expect={"policies": {"only.yaml": "rules: {}\n"}})
+    c["audit"] = dict(
+        values={"audit": {"enabled": True, "period": "5m", "reports": "wgpolicyk8s", "resultCap": 200}},
+        expect={"audit": {"period": "5m", "reports": "wgpolicyk8s", "resultCap": "200"}})
     c["no-extra-exclusions"] = dict(values={"webhook": {"excludedNamespaces": []}},
                                     expect={"extraExcluded": []})
     c["kitchen-sink"] = dict(
@@ -189,6 +206,9 @@ NEGATIVE = {
     "bad-policy-file-name": ({"policies": {"files": {"../x.yaml": "a: 1"}}}, "../x.yaml"),
     "api-client-cert-without-ca": ({"api": {"auth": "client-cert"}}, "api.clientCA.secretName"),
     "bad-api-auth": ({"api": {"auth": "password"}}, "api"),
+    "bad-audit-reports": ({"audit": {"enabled": True, "reports": "both"}}, "reports"),
+    "bad-audit-period": ({"audit": {"enabled": True, "period": "ten minutes"}}, "period"),
+    "zero-audit-result-cap": ({"audit": {"resultCap": 0}}, "resultCap"),
 }
 
 
@@ -401,8 +421,12 @@ def assert_safe(docs, values, expect):
                      "verbs": ["create"]}
     if api_auth in ("token", "any"):
         check(token_reviews in role["rules"], "token auth needs create tokenreviews")
+    audit = expect.get("audit")
+    for r in AUDIT_REPORT_RULES:
+        check((r in role["rules"]) == bool(audit),
+              f"report RBAC must be granted exactly when audit.enabled: {r}")
     for r in role["rules"]:
-        if r == token_reviews:
+        if r == token_reviews or (audit and r in AUDIT_REPORT_RULES):
             continue
         check(set(r["verbs"]) <= READ_VERBS, f"write verbs granted: {r['verbs']}")
         check("*" not in r["verbs"] + r["resources"] + r["apiGroups"], "wildcards in RBAC")
@@ -413,6 +437,7 @@ def assert_safe(docs, values, expect):
                 check(set(r["verbs"]) == READ_VERBS, f"{g}/{res_}: needs get, list and watch")
     check(granted == EXPECTED_RBAC, f"RBAC resources: extra {granted - EXPECTED_RBAC}, "
                                     f"missing {EXPECTED_RBAC - granted}")
+    check_audit(docs, c, sa, audit)
     binding = one(docs, "ClusterRoleBinding")
     check(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                  "name": role["metadata"]["name"]}, "roleRef")
@@ -535,6 +560,58 @@ def assert_safe(docs, values, expect):
                   "CA Certificate feeds the CA Issuer")
             check("selfSigned" in issuers[ca_cert["issuerRef"]["name"]]["spec"], "self-signed root")
     return ctx
+
+
+def check_audit(docs, container, sa, audit):
+    """audit.enabled: the --audit flags, POD_NAME for the Lease holder identity, and a Role
+    (release namespace) on exactly the audit's Lease. Disabled: none of it."""
+    args = container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    roles = by_kind(docs, "Role")
+    bindings = by_kind(docs, "RoleBinding")
+    if not audit:
+        check(not any(a.startswith("--audit") for a in args), f"audit flags without audit.enabled: {args}")
+        check("POD_NAME" not in env, "POD_NAME without audit.enabled")
+        check(not roles and not bindings, "a Role without audit.enabled")
+        return
+    check("--audit" in args, f"--audit missing: {args}")
+    for flag, want in (("--audit-period", audit["period"]), ("--audit-reports", audit["reports"]),
+                       ("--audit-result-cap", audit["resultCap"]), ("--audit-lease-name", AUDIT_LEASE)):
+        check(flag in args and args[args.index(flag) + 1] == want, f"{flag} {want}: {args}")
+    check(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name",
+          "POD_NAME from the downward API (the Lease holder identity)")
+    check(len(roles) == 1 and len(bindings) == 1, "one Role and one RoleBinding for the Lease")
+    role, binding = roles[0], bindings[0]
+    check(role["metadata"]["namespace"] == NAMESPACE, "the Lease Role is in the release namespace")
+    check(role["rules"] == AUDIT_LEASE_RULES, f"Lease Role rules {role['rules']}")
+    check(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                 "name": role["metadata"]["name"]}, "Lease roleRef")
+    check(binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                   "namespace": NAMESPACE}], "Lease binding subjects")
+
+
+def case_audit_defaults(helm, tmp):
+    """audit.enabled alone: the chart's defaults reach the flags (10m, auto, 1000), and turning
+    it off again removes every audit grant."""
+    vf = write_values(tmp, "audit-defaults", {"audit": {"enabled": True}})
+    p = helm_template(helm, vf)
+    check(p.returncode == 0, f"helm template failed:\n{p.stderr}")
+    docs = parse_docs(p.stdout)
+    validate_k8s(docs)
+    dep = one(docs, "Deployment")
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    check_audit(docs, container, one(docs, "ServiceAccount"),
+                {"period": "10m", "reports": "auto", "resultCap": "1000"})
+    rules = one(docs, "ClusterRole")["rules"]
+    check(all(r in rules for r in AUDIT_REPORT_RULES), "report RBAC with audit.enabled")
+    vf = write_values(tmp, "audit-off", {"audit": {"enabled": False, "reports": "openreports"}})
+    p = helm_template(helm, vf)
+    check(p.returncode == 0, p.stderr)
+    docs = parse_docs(p.stdout)
+    rules = one(docs, "ClusterRole")["rules"]
+    check(not any(r in rules for r in AUDIT_REPORT_RULES), "report RBAC without audit.enabled")
+    check(not by_kind(docs, "Role"), "Lease Role without audit.enabled")
+    return "defaults passed, off grants nothing"
 
 
 def dns_names(svc_name):
@@ -906,6 +983,8 @@ def main():
                        helm_name=helm_name)
             record(f"{helm_name}: kubeVersion constraint", case_kube_version, helm, tmp, helm_name=helm_name)
             record(f"{helm_name}: evaluation API auth", case_api_auth, helm, tmp, helm_name=helm_name)
+            record(f"{helm_name}: background audit defaults and RBAC", case_audit_defaults, helm, tmp,
+                   helm_name=helm_name)
             record(f"{helm_name}: kubernetes-validate CLI", case_cli_validate, helm, tmp, helm_name=helm_name)
             record(f"{helm_name}: package", case_package, helm, tmp, helm_name=helm_name)
             record(f"{helm_name}: self-signed CA kept on upgrade", case_self_signed_kept_on_upgrade, helm, tmp,

@@ -1,0 +1,330 @@
+//! The live audit loop against a fake API server (tests/common/fake_api.rs): while leading it
+//! lists the audited kinds page by page, judges them against the store, writes one report per
+//! namespace with server-side apply, runs again after a policy reload, removes the report of a
+//! namespace whose objects are gone, and stops when it stops leading or the server shuts down.
+//! No timed assertions: waits are on conditions.
+
+mod common;
+#[path = "common/fake_api.rs"]
+mod fake_api;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_api::FakeApi;
+use rollout_guard::audit::live_metrics::AuditMetrics;
+use rollout_guard::audit::run_loop::{AuditSettings, AuditSource, LiveAudit};
+use rollout_guard::audit::writer::{ReportsSetting, WriterSettings};
+use rollout_guard::policy::load::embedded_default;
+use rollout_guard::reload::ActivePolicies;
+use rollout_guard::store::Store;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+const OPENREPORTS: &str = "openreports.io/v1alpha1";
+
+/// maxUnavailable 100%: every pod may go down at once (examples/manifests/all-down.yaml).
+fn all_down(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"namespace": namespace, "name": name, "uid": format!("uid-{name}"),
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+        "spec": {"replicas": 4,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "100%", "maxSurge": 0}},
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "ghcr.io/example/api:v3.2.1",
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}}]}}}})
+}
+
+/// A Deployment the default policy has nothing against (its rolling-update settings are the
+/// policy's targets, it has a version label and a change-cause).
+fn fine(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"namespace": namespace, "name": name, "uid": format!("uid-{name}"),
+            "labels": {"app.kubernetes.io/version": "v1.0.0"},
+            "annotations": {"kubernetes.io/change-cause": "image web:v1.0.0"}},
+        "spec": {"replicas": 2, "revisionHistoryLimit": 5, "progressDeadlineSeconds": 300, "minReadySeconds": 5,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name, "app.kubernetes.io/version": "v1.0.0"}},
+                "spec": {"containers": [{"name": "web", "image": "ghcr.io/example/web:v1.0.0",
+                    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}}}]}}}})
+}
+
+/// Polls until `condition` holds. The bound only keeps a broken build from hanging CI; nothing
+/// is asserted about how long it took.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..1500 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+fn scrape(metrics: &AuditMetrics) -> String {
+    let mut out = String::new();
+    metrics.render(&mut out);
+    out
+}
+
+fn failing_rules(report: &Value) -> Vec<String> {
+    report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["result"] != "pass")
+        .map(|r| {
+            format!(
+                "{}.{}",
+                r["policy"].as_str().unwrap_or(""),
+                r["rule"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_leader_audits_pages_writes_reports_and_reruns_after_a_policy_reload() {
+    let api = FakeApi::new();
+    api.serve_openreports();
+    let store = Arc::new(Store::offline());
+    for deployment in [
+        all_down("shop", "api"),
+        fine("shop", "web"),
+        fine("blog", "web"),
+    ] {
+        api.insert("deployments", deployment.clone());
+        store.apply_object(&deployment).unwrap();
+    }
+    // Services, Ingresses: served, empty. HTTPRoute: the Gateway API CRDs are not installed.
+    let client = api.start().await;
+    let policies = ActivePolicies::new(embedded_default());
+    let metrics = Arc::new(AuditMetrics::default());
+    let audit = LiveAudit::new(
+        AuditSettings {
+            period: Duration::from_secs(3600),
+            reports: ReportsSetting::Auto,
+            result_cap: 100,
+            page_size: 2,
+            writer: WriterSettings {
+                concurrency: 2,
+                writes_per_second: 0,
+            },
+            own_namespace: Some("rollout-guard".into()),
+        },
+        AuditSource::Cluster(client),
+        policies.clone(),
+        Arc::clone(&store),
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    let (leading_tx, leading) = watch::channel(true);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let task = tokio::spawn(audit.run(leading, policies.subscribe(), shutdown));
+
+    eventually("first run written", || {
+        scrape(&metrics).contains("rollout_guard_audit_runs_total{result=\"ok\"} 1")
+    })
+    .await;
+    let shop = api
+        .get(OPENREPORTS, "reports", "shop", "rollout-guard")
+        .expect("a report for shop");
+    assert_eq!(shop["kind"], "Report");
+    assert_eq!(
+        shop["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "rollout-guard"
+    );
+    let failing = failing_rules(&shop);
+    assert!(
+        failing.iter().any(|r| r.starts_with("rollingUpdate.")),
+        "{failing:?} in {shop:#}"
+    );
+    assert!(
+        shop["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["resources"][0]["name"] == "api"),
+        "only api breaks policy: {shop:#}"
+    );
+    let blog = api
+        .get(OPENREPORTS, "reports", "blog", "rollout-guard")
+        .expect("a report for blog, which has an audited object");
+    assert!(failing_rules(&blog).is_empty(), "{blog:#}");
+
+    // Paged: 3 Deployments in pages of 2, the second asked for with the continue token.
+    let deployment_lists: Vec<String> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/apis/apps/v1/deployments")
+        .map(|r| r.query)
+        .collect();
+    assert_eq!(deployment_lists.len(), 2, "{deployment_lists:?}");
+    assert!(deployment_lists.iter().all(|q| q.contains("limit=2")));
+    assert!(
+        deployment_lists[1].contains("continue="),
+        "{deployment_lists:?}"
+    );
+
+    let text = scrape(&metrics);
+    assert!(text.contains("rollout_guard_audit_leader 1"), "{text}");
+    assert!(
+        text.lines().any(|l| l
+            .starts_with("rollout_guard_audit_violations{rule=\"rollingUpdate\"")
+            && l.contains("namespace=\"shop\"")),
+        "{text}"
+    );
+    assert!(!text.contains("namespace=\"blog\""), "{text}");
+    assert!(
+        text.contains("rollout_guard_audit_last_objects 3"),
+        "{text}"
+    );
+
+    // shop's objects are gone; a policy reload starts the next run at once (the period is an
+    // hour): shop's report is removed, blog's is left unchanged (not written again).
+    for name in ["api", "web"] {
+        let gone = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"namespace": "shop", "name": name}});
+        store.delete_object(&gone).unwrap();
+    }
+    api.remove("apps/v1", "deployments", "shop", "api");
+    api.remove("apps/v1", "deployments", "shop", "web");
+    api.clear_requests();
+    policies.activate(embedded_default());
+    eventually("second run", || {
+        scrape(&metrics).contains("rollout_guard_audit_runs_total{result=\"ok\"} 2")
+    })
+    .await;
+    assert!(api
+        .get(OPENREPORTS, "reports", "shop", "rollout-guard")
+        .is_none());
+    assert!(api
+        .get(OPENREPORTS, "reports", "blog", "rollout-guard")
+        .is_some());
+    let patches = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(patches, 0, "blog's report did not change");
+    let text = scrape(&metrics);
+    assert!(
+        !text.contains("namespace=\"shop\""),
+        "shop's violations cleared: {text}"
+    );
+
+    // No longer leading: the loop goes back to waiting, and says so.
+    leading_tx.send_replace(false);
+    eventually("not leading", || {
+        scrape(&metrics).contains("rollout_guard_audit_leader 0")
+    })
+    .await;
+    shutdown_tx.send_replace(true);
+    task.await.unwrap();
+}
+
+/// With `--audit-reports openreports` on a cluster that only serves wgpolicyk8s, nothing is
+/// written, the run still completes and the metrics still count the violations.
+#[tokio::test]
+async fn without_the_chosen_report_api_the_audit_still_runs_and_writes_nothing() {
+    let api = FakeApi::new();
+    api.serve_wgpolicyk8s();
+    let store = Arc::new(Store::offline());
+    let deployment = all_down("shop", "api");
+    api.insert("deployments", deployment.clone());
+    store.apply_object(&deployment).unwrap();
+    let client = api.start().await;
+    let policies = ActivePolicies::new(embedded_default());
+    let metrics = Arc::new(AuditMetrics::default());
+    let audit = LiveAudit::new(
+        AuditSettings {
+            period: Duration::from_secs(3600),
+            reports: ReportsSetting::Openreports,
+            result_cap: 100,
+            page_size: 100,
+            writer: WriterSettings::default(),
+            own_namespace: None,
+        },
+        AuditSource::Cluster(client),
+        policies.clone(),
+        store,
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    let (_leading_tx, leading) = watch::channel(true);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let task = tokio::spawn(audit.run(leading, policies.subscribe(), shutdown));
+    eventually("run complete", || {
+        scrape(&metrics).contains("rollout_guard_audit_runs_total{result=\"ok\"} 1")
+    })
+    .await;
+    assert!(
+        api.requests().iter().all(|r| r.method == "GET"),
+        "nothing written"
+    );
+    assert!(api
+        .all("wgpolicyk8s.io/v1alpha2", "policyreports")
+        .is_empty());
+    assert!(scrape(&metrics).contains("namespace=\"shop\""));
+    shutdown_tx.send_replace(true);
+    task.await.unwrap();
+}
+
+/// `serve --objects --audit`: the real binary audits the manifests it was given (no API server,
+/// so no reports, said once in the log) and exports the violations on the admin port.
+#[tokio::test]
+async fn serve_with_objects_audits_the_manifests_and_exports_metrics() {
+    use std::ffi::OsStr;
+    const BIN: &str = env!("CARGO_BIN_EXE_rollout-guard");
+    let dir = common::TempDir::new("audit-serve");
+    let certs = dir.0.join("certs");
+    let status = std::process::Command::new(BIN)
+        .args(["certs", "generate", "--out"])
+        .arg(&certs)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (cert, key) = (certs.join("tls.crt"), certs.join("tls.key"));
+    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/manifests");
+    let args: Vec<&OsStr> = vec![
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+        "--objects".as_ref(),
+        manifests.as_os_str(),
+        "--audit".as_ref(),
+        "--audit-period".as_ref(),
+        "1h".as_ref(),
+    ];
+    let server =
+        common::ServeProcess::spawn(BIN, dir.path("server.log"), &args, Duration::from_secs(60));
+    let url = format!("http://{}/metrics", server.admin);
+    let mut text = String::new();
+    for _ in 0..1500 {
+        text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if text.contains("rollout_guard_audit_runs_total{result=\"ok\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        text.contains("rollout_guard_audit_runs_total{result=\"ok\"} 1"),
+        "{text}\n{}",
+        server.logs()
+    );
+    // examples/manifests/all-down.yaml: maxUnavailable 100% in shop.
+    assert!(
+        text.contains("rollout_guard_audit_violations{rule=\"rollingUpdate\",namespace=\"shop\"}"),
+        "{text}"
+    );
+    assert!(text.contains("rollout_guard_audit_leader 1"), "{text}");
+    let logs = server.logs();
+    assert!(
+        logs.contains("audit reports are not written: no API server (--objects)"),
+        "{logs}"
+    );
+}
