@@ -508,13 +508,14 @@ fn warning_from(warning: &str, source: &str) -> bool {
         .is_some_and(|rest| rest.starts_with(':'))
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+/// The `# HELP` and `# TYPE` lines of one metric family (also used by the audit's metrics).
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// Label value escaping of the text format: backslash, double quote and newline.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
