@@ -227,6 +227,7 @@ impl Target<'_> {
             user: &req.user_info,
             policy: self.policy,
             view: self.ctx.view,
+            intent: Default::default(),
         };
         let mut verdict = run(rules, &context, self.endpoint, req.object, annotations);
         let username = req.user_info.username.as_deref().unwrap_or_default();

@@ -34,6 +34,9 @@ pub struct Context<'a, K> {
     pub policy: &'a RolloutPolicy,
     /// Other objects in the cluster.
     pub view: &'a dyn ClusterView,
+    /// The object's applied configuration, read once for every rule that asks
+    /// ([`crate::policy::intent::Intent::of`]); `IntentCache::default()` when building one.
+    pub intent: crate::policy::intent::IntentCache<'a>,
 }
 
 impl<K> Context<'_, K> {

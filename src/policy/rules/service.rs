@@ -731,6 +731,7 @@ mod tests {
             user: &user,
             policy,
             view: store,
+            intent: Default::default(),
         };
         run(RULES, &ctx, Endpoint::Validate, None, None)
     }

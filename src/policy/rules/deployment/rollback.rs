@@ -168,6 +168,7 @@ mod tests {
             user: &user,
             policy,
             view: store,
+            intent: Default::default(),
         };
         let verdict = run(RULES, &ctx, Endpoint::Mutate, Some(&raw), None);
         Outcome {

@@ -254,6 +254,7 @@ mod tests {
             user: &user,
             policy,
             view: store,
+            intent: Default::default(),
         };
         run(RULES, &ctx, Endpoint::Validate, None, None)
     }
@@ -514,6 +515,7 @@ mod tests {
             user: &user,
             policy: &policy,
             view: &store,
+            intent: Default::default(),
         };
         let verdict = run(RULES, &ctx, Endpoint::Mutate, None, None);
         assert!(verdict.allowed());
