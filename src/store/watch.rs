@@ -458,6 +458,8 @@ where
                 let objects = listing.take().unwrap_or_default();
                 let count = objects.len();
                 store.replace_kind(kind, objects);
+                // The relist's typed objects are gone; return their pages (once per relist).
+                super::release_freed_heap();
                 store.mark_synced(kind);
                 backoff.reset();
                 tracing::info!(
