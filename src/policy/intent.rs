@@ -32,6 +32,10 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::Operation;
 use kube::Resource;
+use std::borrow::Cow;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::policy::engine::Context;
@@ -89,8 +93,8 @@ enum Declared<'a> {
         managers: Vec<String>,
         sets: Vec<&'a Value>,
     },
-    /// The parsed last-applied manifest.
-    LastApplied(Value),
+    /// The last-applied manifest's shape (borrowed from the annotation).
+    LastApplied(Shape<'a>),
     /// No applied configuration.
     Nothing,
 }
@@ -280,8 +284,8 @@ fn declared(meta: &ObjectMeta) -> Declared<'_> {
         .annotations
         .as_ref()
         .and_then(|a| a.get(LAST_APPLIED))
-        .and_then(|text| serde_json::from_str::<Value>(text).ok())
-        .filter(Value::is_object);
+        .and_then(|text| serde_json::from_str::<Shape<'_>>(text).ok())
+        .filter(|shape| matches!(shape, Shape::Object(_)));
     // An unreadable annotation is no declaration: fall back to the old object and defaults
     // rather than treating every field as undeclared (which would make everything fillable).
     last_applied.map_or(Declared::Nothing, Declared::LastApplied)
@@ -322,23 +326,146 @@ fn fields_v1_has(set: &Value, path: &FieldPath<'_>) -> bool {
 }
 
 /// Whether a manifest (the last-applied configuration) has a non-null value at `path`.
-fn manifest_has(manifest: &Value, path: &FieldPath<'_>) -> bool {
+fn manifest_has(manifest: &Shape<'_>, path: &FieldPath<'_>) -> bool {
     let mut node = manifest;
     for step in path {
-        let next = match list_item(step) {
-            Some(name) => node.as_array().and_then(|items| {
-                items
-                    .iter()
-                    .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
-            }),
-            None => node.as_object().and_then(|m| m.get(*step)),
+        let next = match (list_item(step), node) {
+            (Some(name), Shape::Array(items)) => {
+                items.iter().find(|item| item.name() == Some(name))
+            }
+            (None, Shape::Object(members)) => members
+                .iter()
+                .find(|(key, _)| key == step)
+                .map(|(_, child)| child),
+            _ => None,
         };
         match next {
             Some(child) => node = child,
             None => return false,
         }
     }
-    !node.is_null()
+    !matches!(node, Shape::Null)
+}
+
+/// A manifest read only for which fields it has: members, list items by `name`, and no values
+/// but strings, borrowed from the annotation where they need no unescaping. A rule only asks
+/// whether a field was written; read as a `serde_json::Value`, kubectl's annotation cost a
+/// B-tree node and several strings per env entry, on every Deployment request.
+#[derive(Debug)]
+enum Shape<'a> {
+    Null,
+    /// A string (the `name` of a list item is one).
+    Str(Cow<'a, str>),
+    /// A number or a boolean.
+    Scalar,
+    Object(Vec<(Cow<'a, str>, Shape<'a>)>),
+    Array(Vec<Shape<'a>>),
+}
+
+impl Shape<'_> {
+    /// The `name` member of an object, when it is a string.
+    fn name(&self) -> Option<&str> {
+        let Shape::Object(members) = self else {
+            return None;
+        };
+        members.iter().find_map(|(key, value)| match value {
+            Shape::Str(name) if key == "name" => Some(name.as_ref()),
+            _ => None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Shape<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ShapeVisitor)
+    }
+}
+
+struct ShapeVisitor;
+
+impl<'de> Visitor<'de> for ShapeVisitor {
+    type Value = Shape<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Shape::Scalar)
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Shape::Str(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Shape::Str(Cow::Owned(text.to_owned())))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Shape::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Shape::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Shape::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            members.push((key, map.next_value()?));
+        }
+        Ok(Shape::Object(members))
+    }
+}
+
+/// A member name, borrowed unless it has escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(text))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(text.to_owned()))
+    }
 }
 
 #[cfg(test)]

@@ -401,3 +401,61 @@ fn real_trace_requests() {
         "expected the Deployment requests of the traces, saw {seen}"
     );
 }
+
+#[test]
+fn last_applied_is_read_for_its_shape_escapes_and_nulls_included() {
+    // Written by hand, not by serde_json: `\/` and `\u0041` escapes (owned, not borrowed, when
+    // read), a null (written as nothing), an item whose name is escaped.
+    let text = r#"{"metadata": {"labels": {"app.kubernetes.io\/version": "1.0"}},
+        "spec": {"minReadySeconds": null, "revisionHistoryLimit": 3,
+                 "template": {"spec": {"containers": [
+                     {"name": "\u0041pp", "readinessProbe": {"tcpSocket": {"port": 80}}},
+                     {"name": "side", "image": "x"}]}}}}"#;
+    let create = deployment(defaulted(json!({"annotations": {LAST_APPLIED: text}})));
+    let intent = Intent::new(Operation::Create, Some(&create), None);
+    assert_eq!(intent.source(), Source::LastApplied);
+    let has = |path: &[&str]| intent.declares(path);
+    assert_eq!(
+        has(&["metadata", "labels", "app.kubernetes.io/version"]),
+        Some(true)
+    );
+    assert_eq!(
+        has(&["spec", "minReadySeconds"]),
+        Some(false),
+        "null is not written"
+    );
+    assert_eq!(has(&["spec", "revisionHistoryLimit"]), Some(true));
+    let probe = |name| {
+        [
+            "spec",
+            "template",
+            "spec",
+            "containers",
+            name,
+            "readinessProbe",
+        ]
+    };
+    assert_eq!(has(&probe("name=App")), Some(true));
+    assert_eq!(has(&probe("name=side")), Some(false));
+    assert_eq!(
+        has(&[
+            "spec",
+            "template",
+            "spec",
+            "containers",
+            "name=side",
+            "image"
+        ]),
+        Some(true)
+    );
+    assert_eq!(
+        has(&["spec", "template", "spec", "containers", "image"]),
+        Some(false),
+        "a list has no members"
+    );
+    assert_eq!(
+        has(&["spec", "revisionHistoryLimit", "deeper"]),
+        Some(false),
+        "a number has no members"
+    );
+}
