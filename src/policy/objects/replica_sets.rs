@@ -49,7 +49,10 @@ impl TemplateDigest {
     /// The digest of a pod template, as the Deployment controller compares templates.
     pub fn of(template: &PodTemplateSpec) -> Self {
         let metadata = template.metadata.as_ref().and_then(compared_metadata);
-        let mut hasher = Hashing(Sha256::new());
+        let mut state = Hashing(Sha256::new());
+        // serde_json writes a template in thousands of pieces of a few bytes; the hasher gets
+        // them in blocks (the same bytes, so the same digest).
+        let mut hasher = std::io::BufWriter::with_capacity(8192, &mut state);
         // Writing into a hasher cannot fail, and a typed template always serializes.
         let _ = hasher.write_all(b"{\"metadata\":");
         let _ = serde_json::to_writer(&mut hasher, &metadata);
@@ -61,7 +64,9 @@ impl TemplateDigest {
         }
         .unwrap_or_default();
         let _ = hasher.write_all(b"}");
-        let hash = hasher.0.finalize();
+        let _ = hasher.flush();
+        drop(hasher);
+        let hash = state.0.finalize();
         let mut digest = [0u8; 16];
         digest.copy_from_slice(&hash[..16]);
         TemplateDigest(digest)
