@@ -236,8 +236,9 @@ pub struct ServiceInfo {
     pub key: ObjectKey,
     /// `spec.selector` (empty when the Service has none).
     pub selector: Labels,
-    /// `spec.ports`.
-    pub ports: Vec<ServicePortInfo>,
+    /// `spec.ports` (a slice, not a `Vec`: collected from an iterator of unknown length, a
+    /// `Vec` keeps room for four ports; a Service has one or two).
+    pub ports: Box<[ServicePortInfo]>,
     /// `spec.type` (`ClusterIP` when unset).
     pub service_type: String,
 }
@@ -315,13 +316,13 @@ pub struct IngressInfo {
     /// Namespace and name.
     pub key: ObjectKey,
     /// `metadata.creationTimestamp` as RFC 3339 (ingress-nginx lets the oldest canary win).
-    pub created: Option<String>,
+    pub created: Option<Box<str>>,
     /// `spec.ingressClassName`, else the legacy `kubernetes.io/ingress.class` annotation.
     pub class: Option<String>,
     /// The `nginx.ingress.kubernetes.io/*` annotations, keyed without the prefix.
     pub nginx_annotations: Labels,
-    /// Every host + path.
-    pub paths: Vec<IngressPathInfo>,
+    /// Every host + path (exactly sized: pushed one by one, a `Vec` keeps room for four).
+    pub paths: Box<[IngressPathInfo]>,
     /// `spec.defaultBackend`.
     pub default_backend: Option<IngressBackendInfo>,
     /// The release that manages the Ingress, when it carries a release tool's marker
@@ -363,7 +364,7 @@ impl IngressInfo {
             created: created_of(&ingress.metadata),
             class,
             nginx_annotations,
-            paths,
+            paths: paths.into_boxed_slice(),
             default_backend: spec
                 .and_then(|s| s.default_backend.as_ref())
                 .and_then(backend_info),
@@ -496,14 +497,16 @@ pub struct HttpRouteInfo {
     pub key: ObjectKey,
     /// `metadata.creationTimestamp` as RFC 3339 (between identical matches the oldest route
     /// wins); `None` for a route being created.
-    pub created: Option<String>,
+    pub created: Option<Box<str>>,
     /// `spec.parentRefs`.
-    pub parents: Vec<RouteParent>,
+    pub parents: Box<[RouteParent]>,
     /// `spec.hostnames`; empty means every hostname of the listener.
-    pub hostnames: Vec<String>,
+    pub hostnames: Box<[String]>,
     /// Every match of every rule, by `requests`, without repeats: of two rules with an
     /// identical match the first one in list order takes the requests, so its action is kept.
-    pub matches: Vec<RouteMatch>,
+    /// (Slices rather than `Vec`s here and in the other stored objects: exactly sized, where a
+    /// `Vec` built by pushing keeps room for four.)
+    pub matches: Box<[RouteMatch]>,
 }
 
 impl HttpRouteInfo {
@@ -536,8 +539,8 @@ impl HttpRouteInfo {
                     rejected: route.rejected_by_status(p, own_namespace),
                 })
                 .collect(),
-            hostnames: route.spec.hostnames.clone(),
-            matches,
+            hostnames: route.spec.hostnames.clone().into_boxed_slice(),
+            matches: matches.into_boxed_slice(),
         }
     }
 
@@ -608,8 +611,9 @@ pub struct ListenerInfo {
 pub struct GatewayInfo {
     /// Namespace and name.
     pub key: ObjectKey,
-    /// `spec.listeners`.
-    pub listeners: Vec<ListenerInfo>,
+    /// `spec.listeners` (exactly sized: a `Vec` collected from the JSON array's iterator keeps
+    /// room for four).
+    pub listeners: Box<[ListenerInfo]>,
 }
 
 impl GatewayInfo {
@@ -776,8 +780,6 @@ impl ReferenceGrantInfo {
     }
 }
 
-/// `metadata.creationTimestamp` as RFC 3339 text (the controllers' "oldest wins" orderings
-/// compare it), `None` for an object being created.
 /// The release an object belongs to, read from the markers release tools write, as one string
 /// that is equal for objects of the same release (first marker found, in this order):
 /// - Helm 3/4 (and Flux's helm-controller): annotations `meta.helm.sh/release-namespace` and
@@ -815,8 +817,15 @@ pub fn release_of(
     label("app.kubernetes.io/instance").map(|instance| format!("instance {instance}"))
 }
 
-fn created_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
-    meta.creation_timestamp.as_ref().map(|t| t.0.to_string())
+/// `metadata.creationTimestamp` as RFC 3339 text (the controllers' "oldest wins" orderings
+/// compare it), `None` for an object being created. Boxed: the formatted `String` keeps the
+/// spare room formatting grew it by.
+fn created_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<Box<str>> {
+    meta.creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string().into_boxed_str())
 }
 
 fn key_of(

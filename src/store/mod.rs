@@ -1082,7 +1082,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
             index.apply(StoredObject::Service(ServiceInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),
                 selector: labels(&[("app", &app)]),
-                ports: Vec::new(),
+                ports: Box::default(),
                 service_type: "ClusterIP".into(),
             }));
             index.apply(StoredObject::Ingress(IngressInfo {
@@ -1098,7 +1098,8 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                         service: app.clone(),
                         port: None,
                     }),
-                }],
+                }]
+                .into(),
                 default_backend: None,
                 release: None,
             }));
@@ -1110,16 +1111,18 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                     section: None,
                     port: None,
                     rejected: false,
-                }],
-                hostnames: vec![format!("{app}.example.com")],
+                }]
+                .into(),
+                hostnames: vec![format!("{app}.example.com")].into(),
                 matches: vec![crate::policy::objects::RouteMatch {
                     requests: 1,
                     action: i as u64,
-                }],
+                }]
+                .into(),
             }));
             index.apply(StoredObject::Gateway(GatewayInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),
-                listeners: Vec::new(),
+                listeners: Box::default(),
             }));
             index.apply(StoredObject::ReferenceGrant(ReferenceGrantInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),

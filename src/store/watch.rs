@@ -558,7 +558,7 @@ mod tests {
         );
         assert!(!info.parents[0].rejected);
         assert!(info.parents[1].rejected, "Accepted: False for generation 3");
-        assert_eq!(info.hostnames, ["shop.example.com"]);
+        assert_eq!(*info.hostnames, ["shop.example.com"]);
         assert_eq!(
             info.matches.iter().map(|m| m.requests).collect::<Vec<_>>(),
             [crate::policy::gateway::text_fingerprint(
