@@ -4,13 +4,13 @@
 //! thousands of objects stay small; admission parses the incoming object with the same functions,
 //! so a rule never judges a request by different reading than it judges the cluster.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::policy::gateway::{text_fingerprint, HttpRoute};
 
@@ -218,15 +218,14 @@ pub enum PortRef {
     Name(String),
 }
 
-/// One port of a Service.
+/// One port of a Service: what a backend or parent reference can name it by. (`targetPort` is
+/// not kept: no rule reads it, and it was a third of every stored port.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePortInfo {
     /// `name` (required when a Service has several ports).
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     /// `port`.
     pub port: i32,
-    /// `targetPort`, as written.
-    pub target_port: Option<PortRef>,
 }
 
 /// What cross-object rules read of a Service.
@@ -239,8 +238,9 @@ pub struct ServiceInfo {
     /// `spec.ports` (a slice, not a `Vec`: collected from an iterator of unknown length, a
     /// `Vec` keeps room for four ports; a Service has one or two).
     pub ports: Box<[ServicePortInfo]>,
-    /// `spec.type` (`ClusterIP` when unset).
-    pub service_type: String,
+    /// `spec.type` (`ClusterIP` when unset); the four types Kubernetes defines are kept without
+    /// an allocation of their own.
+    pub service_type: Cow<'static, str>,
 }
 
 impl ServiceInfo {
@@ -258,14 +258,17 @@ impl ServiceInfo {
                 .into_iter()
                 .flatten()
                 .map(|p| ServicePortInfo {
-                    name: p.name.clone(),
+                    name: p.name.as_deref().map(Box::from),
                     port: p.port,
-                    target_port: p.target_port.as_ref().map(port_ref),
                 })
                 .collect(),
-            service_type: spec
-                .and_then(|s| s.type_.clone())
-                .unwrap_or_else(|| "ClusterIP".to_owned()),
+            service_type: match spec.and_then(|s| s.type_.as_deref()) {
+                None | Some("ClusterIP") => Cow::Borrowed("ClusterIP"),
+                Some("NodePort") => Cow::Borrowed("NodePort"),
+                Some("LoadBalancer") => Cow::Borrowed("LoadBalancer"),
+                Some("ExternalName") => Cow::Borrowed("ExternalName"),
+                Some(other) => Cow::Owned(other.to_owned()),
+            },
         }
     }
 
@@ -275,13 +278,6 @@ impl ServiceInfo {
             PortRef::Number(n) => p.port == *n,
             PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
         })
-    }
-}
-
-fn port_ref(value: &IntOrString) -> PortRef {
-    match value {
-        IntOrString::Int(n) => PortRef::Number(*n),
-        IntOrString::String(s) => PortRef::Name(s.clone()),
     }
 }
 
