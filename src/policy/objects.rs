@@ -215,7 +215,7 @@ pub enum PortRef {
     /// `port.number`.
     Number(i32),
     /// `port.name`.
-    Name(String),
+    Name(Box<str>),
 }
 
 /// One port of a Service: what a backend or parent reference can name it by. (`targetPort` is
@@ -276,7 +276,7 @@ impl ServiceInfo {
     pub fn has_port(&self, port: &PortRef) -> bool {
         self.ports.iter().any(|p| match port {
             PortRef::Number(n) => p.port == *n,
-            PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
+            PortRef::Name(name) => p.name.as_deref() == Some(&**name),
         })
     }
 }
@@ -285,20 +285,21 @@ impl ServiceInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IngressBackendInfo {
     /// Service name (same namespace as the Ingress).
-    pub service: String,
+    pub service: Box<str>,
     /// Port by number or name; `None` when the backend is a resource, not a Service.
     pub port: Option<PortRef>,
 }
 
-/// One host + path of an Ingress.
+/// One host + path of an Ingress. Boxed strings, and no allocation at all for the path `/` and
+/// the three path types, which nearly every path has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressPathInfo {
     /// `rules[].host`; empty for the catch-all server.
-    pub host: String,
+    pub host: Box<str>,
     /// `paths[].path`; `/` when empty, as ingress-nginx treats it.
-    pub path: String,
+    pub path: Cow<'static, str>,
     /// `paths[].pathType` (`Prefix`, `Exact`, `ImplementationSpecific`).
-    pub path_type: String,
+    pub path_type: Cow<'static, str>,
     /// The Service backend, when it is one.
     pub backend: Option<IngressBackendInfo>,
 }
@@ -314,7 +315,7 @@ pub struct IngressInfo {
     /// `metadata.creationTimestamp` as RFC 3339 (ingress-nginx lets the oldest canary win).
     pub created: Option<Box<str>>,
     /// `spec.ingressClassName`, else the legacy `kubernetes.io/ingress.class` annotation.
-    pub class: Option<String>,
+    pub class: Option<Box<str>>,
     /// The `nginx.ingress.kubernetes.io/*` annotations, keyed without the prefix.
     pub nginx_annotations: Labels,
     /// Every host + path (exactly sized: pushed one by one, a `Vec` keeps room for four).
@@ -332,8 +333,11 @@ impl IngressInfo {
         let spec = ingress.spec.as_ref();
         let annotations = ingress.metadata.annotations.as_ref();
         let class = spec
-            .and_then(|s| s.ingress_class_name.clone())
-            .or_else(|| annotations.and_then(|a| a.get("kubernetes.io/ingress.class").cloned()));
+            .and_then(|s| s.ingress_class_name.as_deref())
+            .or_else(|| {
+                annotations.and_then(|a| a.get("kubernetes.io/ingress.class").map(String::as_str))
+            })
+            .map(Box::from);
         let nginx_annotations = annotations
             .into_iter()
             .flatten()
@@ -344,13 +348,20 @@ impl IngressInfo {
             .collect();
         let mut paths = Vec::new();
         for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
-            let host = rule.host.clone().unwrap_or_default();
+            let host: Box<str> = rule.host.as_deref().unwrap_or_default().into();
             for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
-                let raw = path.path.clone().unwrap_or_default();
                 paths.push(IngressPathInfo {
                     host: host.clone(),
-                    path: if raw.is_empty() { "/".to_owned() } else { raw },
-                    path_type: path.path_type.clone(),
+                    path: match path.path.as_deref() {
+                        None | Some("") | Some("/") => Cow::Borrowed("/"),
+                        Some(raw) => Cow::Owned(raw.to_owned()),
+                    },
+                    path_type: match path.path_type.as_str() {
+                        "Prefix" => Cow::Borrowed("Prefix"),
+                        "Exact" => Cow::Borrowed("Exact"),
+                        "ImplementationSpecific" => Cow::Borrowed("ImplementationSpecific"),
+                        other => Cow::Owned(other.to_owned()),
+                    },
                     backend: backend_info(&path.backend),
                 });
             }
@@ -379,17 +390,17 @@ impl IngressInfo {
             .iter()
             .filter_map(|p| p.backend.as_ref())
             .chain(self.default_backend.as_ref())
-            .map(|b| b.service.as_str())
+            .map(|b| &*b.service)
     }
 }
 
 fn backend_info(backend: &IngressBackend) -> Option<IngressBackendInfo> {
     backend.service.as_ref().map(|s| IngressBackendInfo {
-        service: s.name.clone(),
+        service: s.name.as_str().into(),
         port: s.port.as_ref().and_then(|p| {
             p.number
                 .map(PortRef::Number)
-                .or_else(|| p.name.clone().map(PortRef::Name))
+                .or_else(|| p.name.as_deref().map(|n| PortRef::Name(n.into())))
         }),
     })
 }

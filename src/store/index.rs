@@ -749,7 +749,7 @@ impl ClusterIndex {
             .flatten()
             .filter_map(|k| self.ingresses.get(k))
             // Postings are keyed by fingerprint: keep only what really is at host + path.
-            .filter(|i| i.paths.iter().any(|p| p.host == host && p.path == path))
+            .filter(|i| i.paths.iter().any(|p| &*p.host == host && p.path == path))
             .cloned()
             .collect()
     }

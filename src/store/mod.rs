@@ -1091,11 +1091,11 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                 class: Some("nginx".into()),
                 nginx_annotations: Labels::new(),
                 paths: vec![crate::policy::objects::IngressPathInfo {
-                    host: format!("{app}.example.com"),
+                    host: format!("{app}.example.com").into(),
                     path: "/".into(),
                     path_type: "Prefix".into(),
                     backend: Some(crate::policy::objects::IngressBackendInfo {
-                        service: app.clone(),
+                        service: app.as_str().into(),
                         port: None,
                     }),
                 }]
