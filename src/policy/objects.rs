@@ -439,8 +439,9 @@ impl IngressClassInfo {
 /// Where an HTTPRoute attaches: one `parentRefs` entry with its defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteParent {
-    /// The parent object: `group/kind/namespace/name` (usually a Gateway).
-    pub parent: String,
+    /// The parent object: `group/kind/namespace/name` (usually a Gateway). Shared: the store
+    /// keeps one copy per parent for all the routes attached to it.
+    pub parent: Arc<str>,
     /// `sectionName`: one listener; `None` for every listener of the parent.
     pub section: Option<String>,
     /// `port`: the parent's listeners on that port; `None` for any.
@@ -540,7 +541,7 @@ impl HttpRouteInfo {
                 .parent_refs
                 .iter()
                 .map(|p| RouteParent {
-                    parent: p.parent_key(own_namespace),
+                    parent: p.parent_key(own_namespace).into(),
                     section: p.section_name.clone(),
                     port: p.port,
                     rejected: route.rejected_by_status(p, own_namespace),

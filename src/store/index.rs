@@ -158,6 +158,49 @@ impl Postings {
     }
 }
 
+/// One shared copy of each string many stored objects repeat (namespace names, an HTTPRoute's
+/// parent), so a store of 10k objects in 50 namespaces holds 50 namespace strings, not 10k.
+/// Entries no object refers to any more (a deleted namespace) are dropped once the set has
+/// doubled since it was last pruned, so churn cannot grow it without bound.
+#[derive(Debug, Default)]
+struct SharedStrings {
+    strings: HashSet<Arc<str>>,
+    /// Size after the last pruning.
+    pruned_to: usize,
+}
+
+/// Fewest strings before pruning is considered (pruning a handful is not worth a pass).
+const PRUNE_FLOOR: usize = 64;
+
+impl SharedStrings {
+    /// Points `text` at the shared copy of its string, making it the shared copy if there is
+    /// none yet.
+    fn share(&mut self, text: &mut Arc<str>) {
+        if let Some(shared) = self.strings.get(&**text) {
+            if !Arc::ptr_eq(shared, text) {
+                *text = shared.clone();
+            }
+            return;
+        }
+        if self.strings.len() >= PRUNE_FLOOR.max(2 * self.pruned_to) {
+            // Only the set refers to it: nothing stored uses the string any more.
+            self.strings.retain(|s| Arc::strong_count(s) > 1);
+            self.pruned_to = self.strings.len();
+        }
+        self.strings.insert(text.clone());
+    }
+
+    /// Takes over `other`'s strings that this set does not have (objects built against `other`
+    /// keep the copies they hold; later ones share).
+    fn absorb(&mut self, other: SharedStrings) {
+        for text in other.strings {
+            if !self.strings.contains(&*text) {
+                self.strings.insert(text);
+            }
+        }
+    }
+}
+
 /// Objects of one kind with label-pair postings on a chosen label map of each.
 #[derive(Debug)]
 struct LabelIndexed<T> {
@@ -293,6 +336,8 @@ pub struct ClusterIndex {
     terminating_namespaces: HashSet<String>,
     /// ReplicaSets a Deployment controls, by owner.
     replica_sets: ReplicaSetIndex,
+    /// The namespace (and HTTPRoute parent) strings the stored objects share.
+    shared: SharedStrings,
 }
 
 fn template_labels(d: &DeploymentInfo) -> &Labels {
@@ -457,7 +502,7 @@ impl ClusterIndex {
         for parent in &info.parents {
             for hostname in info.hostname_keys_on(parent) {
                 self.http_routes_by_parent_host
-                    .add(fingerprint(&[&parent.parent, hostname]), &info.key);
+                    .add(fingerprint(&[&*parent.parent, hostname]), &info.key);
             }
         }
         self.http_routes.insert(info.key.clone(), Arc::new(info));
@@ -469,7 +514,7 @@ impl ClusterIndex {
             for parent in &old.parents {
                 for hostname in old.hostname_keys_on(parent) {
                     self.http_routes_by_parent_host
-                        .remove(fingerprint(&[&parent.parent, hostname]), key);
+                        .remove(fingerprint(&[&*parent.parent, hostname]), key);
                 }
             }
         }
@@ -519,8 +564,30 @@ impl ClusterIndex {
         self.terminating_namespaces.remove(name);
     }
 
-    /// Adds or replaces one object of any kind.
-    pub fn apply(&mut self, object: StoredObject) {
+    /// Adds or replaces one object of any kind. Its namespace (and an HTTPRoute's parents) is
+    /// pointed at the copy the store already holds.
+    pub fn apply(&mut self, mut object: StoredObject) {
+        let shared = &mut self.shared;
+        match &mut object {
+            StoredObject::Deployment(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Service(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Ingress(info) => shared.share(&mut info.key.namespace),
+            StoredObject::HttpRoute(info) => {
+                shared.share(&mut info.key.namespace);
+                for parent in info.parents.iter_mut() {
+                    shared.share(&mut parent.parent);
+                }
+            }
+            StoredObject::ReferenceGrant(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Gateway(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Workload(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Pod(info) => shared.share(&mut info.key.namespace),
+            // ReplicaSets share their namespaces in their own index; cluster-scoped kinds have
+            // none.
+            StoredObject::ReplicaSet(_)
+            | StoredObject::IngressClass(_)
+            | StoredObject::Namespace { .. } => {}
+        }
         match object {
             StoredObject::Deployment(info) => self.apply_deployment(info),
             StoredObject::Service(info) => self.apply_service(info),
@@ -582,6 +649,7 @@ impl ClusterIndex {
     /// a handful of pointer moves however many objects there are.
     pub fn adopt_kind(&mut self, kind: StoredKind, mut other: ClusterIndex) {
         use std::mem::take;
+        self.shared.absorb(take(&mut other.shared));
         match kind {
             StoredKind::Deployment => {
                 self.deployments = take(&mut other.deployments);
@@ -783,7 +851,7 @@ impl ClusterIndex {
             .filter(|r| {
                 r.parents
                     .iter()
-                    .any(|p| p.parent == parent && r.hostname_keys_on(p).contains(&hostname))
+                    .any(|p| &*p.parent == parent && r.hostname_keys_on(p).contains(&hostname))
             })
             .cloned()
             .collect()
@@ -942,6 +1010,64 @@ mod tests {
         let few = postings.get(few_key).unwrap();
         assert!(matches!(few, PostingSet::Few(_)));
         assert_eq!(few.iter().collect::<Vec<_>>(), vec![&keys[2], &keys[1]]);
+    }
+}
+
+#[cfg(test)]
+mod shared_string_tests {
+    use super::*;
+
+    /// Equal strings end up as one allocation; strings nothing refers to any more are dropped
+    /// once the set has doubled, and the ones still in use stay shared.
+    #[test]
+    fn equal_strings_share_one_copy_and_unused_ones_are_pruned() {
+        let mut shared = SharedStrings::default();
+        let mut first: Arc<str> = Arc::from("shop");
+        let mut second: Arc<str> = Arc::from(String::from("shop"));
+        shared.share(&mut first);
+        shared.share(&mut second);
+        assert!(Arc::ptr_eq(&first, &second));
+
+        // Strings only the set holds (their objects are gone).
+        for n in 0..PRUNE_FLOOR * 2 {
+            shared.share(&mut Arc::from(format!("gone-{n}")));
+        }
+        assert!(
+            shared.strings.len() <= PRUNE_FLOOR + 1,
+            "pruned as it grows"
+        );
+        assert!(shared.strings.contains("shop"), "a string in use is kept");
+        let mut third: Arc<str> = Arc::from("shop");
+        shared.share(&mut third);
+        assert!(Arc::ptr_eq(&first, &third));
+    }
+
+    /// Objects applied through `apply` carry the shared namespace string, and lookups answer as
+    /// before.
+    #[test]
+    fn applied_objects_share_their_namespace() {
+        let mut index = ClusterIndex::default();
+        for name in ["a", "b"] {
+            index.apply(
+                StoredObject::from_value(&serde_json::json!({
+                    "apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": name, "namespace": "shop"},
+                    "spec": {"selector": {"app": name}}
+                }))
+                .unwrap(),
+            );
+        }
+        let (a, b) = (
+            index.service("shop", "a").unwrap(),
+            index.service("shop", "b").unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a.key.namespace, &b.key.namespace));
+        assert_eq!(
+            index
+                .services_selecting("shop", &Labels::from([("app", "b")]))
+                .len(),
+            1
+        );
     }
 }
 

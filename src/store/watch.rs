@@ -553,7 +553,7 @@ mod tests {
         assert_eq!(info.key, ObjectKey::new("shop", "web"));
         assert_eq!(info.created.as_deref(), Some("2024-01-01T00:00:00Z"));
         assert_eq!(
-            info.parents[0].parent,
+            &*info.parents[0].parent,
             "gateway.networking.k8s.io/Gateway/gateways/public"
         );
         assert!(!info.parents[0].rejected);
