@@ -201,11 +201,37 @@ impl SharedStrings {
     }
 }
 
+/// Whether a kind's lookups ask for every object of a namespace (`containing_all` with nothing
+/// required: a selector with only `matchExpressions`, or only labels the controller adds), and
+/// so keep a per-namespace posting of every object. Services (looked up by `sharing_any`) and
+/// pods (looked up with a non-empty selector) never do, and that posting was some 50 bytes of
+/// every such object.
+trait NamespaceLookups {
+    const WHOLE_NAMESPACE: bool;
+}
+
+impl NamespaceLookups for DeploymentInfo {
+    const WHOLE_NAMESPACE: bool = true;
+}
+
+impl NamespaceLookups for WorkloadInfo {
+    const WHOLE_NAMESPACE: bool = true;
+}
+
+impl NamespaceLookups for ServiceInfo {
+    const WHOLE_NAMESPACE: bool = false;
+}
+
+impl NamespaceLookups for PodInfo {
+    const WHOLE_NAMESPACE: bool = false;
+}
+
 /// Objects of one kind with label-pair postings on a chosen label map of each.
 #[derive(Debug)]
 struct LabelIndexed<T> {
     objects: HashMap<ObjectKey, Shared<T>>,
-    /// Per namespace, every object (fallback for selectors without `matchLabels`).
+    /// Per namespace, every object (fallback for selectors without `matchLabels`); empty for
+    /// kinds without such lookups ([`NamespaceLookups`]).
     by_namespace: Postings,
     /// Pairs of the indexed label map.
     by_pair: Postings,
@@ -224,7 +250,7 @@ impl<T> Default for LabelIndexed<T> {
     }
 }
 
-impl<T> LabelIndexed<T> {
+impl<T: NamespaceLookups> LabelIndexed<T> {
     fn apply(&mut self, key: ObjectKey, object: T, labels: fn(&T) -> &Labels) {
         self.delete(&key, labels);
         let indexed = labels(&object);
@@ -234,7 +260,9 @@ impl<T> LabelIndexed<T> {
         if indexed.is_empty() {
             self.unindexed.add(fingerprint(&[&key.namespace]), &key);
         }
-        self.by_namespace.add(fingerprint(&[&key.namespace]), &key);
+        if T::WHOLE_NAMESPACE {
+            self.by_namespace.add(fingerprint(&[&key.namespace]), &key);
+        }
         self.objects.insert(key, Arc::new(object));
     }
 
@@ -247,8 +275,10 @@ impl<T> LabelIndexed<T> {
             if indexed.is_empty() {
                 self.unindexed.remove(fingerprint(&[&key.namespace]), key);
             }
-            self.by_namespace
-                .remove(fingerprint(&[&key.namespace]), key);
+            if T::WHOLE_NAMESPACE {
+                self.by_namespace
+                    .remove(fingerprint(&[&key.namespace]), key);
+            }
         }
     }
 
@@ -274,11 +304,22 @@ impl<T> LabelIndexed<T> {
         match postings {
             // Some required pair is carried by no object.
             None => Vec::new(),
-            Some(lists) if lists.is_empty() => self
+            Some(lists) if lists.is_empty() && T::WHOLE_NAMESPACE => self
                 .by_namespace
                 .get(fingerprint(&[namespace]))
                 .map(|set| self.resolve(namespace, set.iter()))
                 .unwrap_or_default(),
+            // A kind without the per-namespace posting: no caller gets here today, but the
+            // answer stays right (every object of the namespace, in key order) if one does.
+            Some(lists) if lists.is_empty() => {
+                let mut found: Vec<(&ObjectKey, &Shared<T>)> = self
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| &*k.namespace == namespace)
+                    .collect();
+                found.sort_by(|a, b| a.0.cmp(b.0));
+                found.into_iter().map(|(_, o)| o).collect()
+            }
             Some(lists) => match lists.iter().min_by_key(|s| s.len()) {
                 Some(smallest) => self.resolve(namespace, smallest.iter()),
                 None => Vec::new(),
@@ -1040,6 +1081,47 @@ mod shared_string_tests {
         let mut third: Arc<str> = Arc::from("shop");
         shared.share(&mut third);
         assert!(Arc::ptr_eq(&first, &third));
+    }
+
+    /// A kind without per-namespace postings still answers a whole-namespace lookup (every
+    /// object of the namespace, in key order), as a kind with them does.
+    #[test]
+    fn whole_namespace_lookups_answer_without_the_namespace_posting() {
+        let mut index = ClusterIndex::default();
+        for (namespace, name) in [("a", "p2"), ("b", "p1"), ("a", "p1")] {
+            for kind in ["Pod", "Deployment"] {
+                let object = match kind {
+                    "Pod" => serde_json::json!({
+                        "apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": name, "namespace": namespace,
+                                     "labels": {"app": name}},
+                        "spec": {"containers": []}
+                    }),
+                    _ => serde_json::json!({
+                        "apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": name, "namespace": namespace},
+                        "spec": {"selector": {"matchLabels": {"app": name}},
+                                 "template": {"metadata": {"labels": {"app": name}}}}
+                    }),
+                };
+                index.apply(StoredObject::from_value(&object).unwrap());
+            }
+        }
+        assert!(index.pods.by_namespace.map.is_empty());
+        let pods: Vec<String> = index
+            .pods
+            .containing_all("a", &Labels::new())
+            .iter()
+            .map(|p| p.key.to_string())
+            .collect();
+        let deployments: Vec<String> = index
+            .deployments
+            .containing_all("a", &Labels::new())
+            .iter()
+            .map(|d| d.key.to_string())
+            .collect();
+        assert_eq!(pods, ["a/p1", "a/p2"]);
+        assert_eq!(pods, deployments);
     }
 
     /// Objects applied through `apply` carry the shared namespace string, and lookups answer as
