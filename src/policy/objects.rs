@@ -4,13 +4,13 @@
 //! thousands of objects stay small; admission parses the incoming object with the same functions,
 //! so a rule never judges a request by different reading than it judges the cluster.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::policy::gateway::{text_fingerprint, HttpRoute};
 
@@ -215,18 +215,17 @@ pub enum PortRef {
     /// `port.number`.
     Number(i32),
     /// `port.name`.
-    Name(String),
+    Name(Box<str>),
 }
 
-/// One port of a Service.
+/// One port of a Service: what a backend or parent reference can name it by. (`targetPort` is
+/// not kept: no rule reads it, and it was a third of every stored port.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePortInfo {
     /// `name` (required when a Service has several ports).
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     /// `port`.
     pub port: i32,
-    /// `targetPort`, as written.
-    pub target_port: Option<PortRef>,
 }
 
 /// What cross-object rules read of a Service.
@@ -236,10 +235,12 @@ pub struct ServiceInfo {
     pub key: ObjectKey,
     /// `spec.selector` (empty when the Service has none).
     pub selector: Labels,
-    /// `spec.ports`.
-    pub ports: Vec<ServicePortInfo>,
-    /// `spec.type` (`ClusterIP` when unset).
-    pub service_type: String,
+    /// `spec.ports` (a slice, not a `Vec`: collected from an iterator of unknown length, a
+    /// `Vec` keeps room for four ports; a Service has one or two).
+    pub ports: Box<[ServicePortInfo]>,
+    /// `spec.type` (`ClusterIP` when unset); the four types Kubernetes defines are kept without
+    /// an allocation of their own.
+    pub service_type: Cow<'static, str>,
 }
 
 impl ServiceInfo {
@@ -257,14 +258,17 @@ impl ServiceInfo {
                 .into_iter()
                 .flatten()
                 .map(|p| ServicePortInfo {
-                    name: p.name.clone(),
+                    name: p.name.as_deref().map(Box::from),
                     port: p.port,
-                    target_port: p.target_port.as_ref().map(port_ref),
                 })
                 .collect(),
-            service_type: spec
-                .and_then(|s| s.type_.clone())
-                .unwrap_or_else(|| "ClusterIP".to_owned()),
+            service_type: match spec.and_then(|s| s.type_.as_deref()) {
+                None | Some("ClusterIP") => Cow::Borrowed("ClusterIP"),
+                Some("NodePort") => Cow::Borrowed("NodePort"),
+                Some("LoadBalancer") => Cow::Borrowed("LoadBalancer"),
+                Some("ExternalName") => Cow::Borrowed("ExternalName"),
+                Some(other) => Cow::Owned(other.to_owned()),
+            },
         }
     }
 
@@ -272,15 +276,8 @@ impl ServiceInfo {
     pub fn has_port(&self, port: &PortRef) -> bool {
         self.ports.iter().any(|p| match port {
             PortRef::Number(n) => p.port == *n,
-            PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
+            PortRef::Name(name) => p.name.as_deref() == Some(&**name),
         })
-    }
-}
-
-fn port_ref(value: &IntOrString) -> PortRef {
-    match value {
-        IntOrString::Int(n) => PortRef::Number(*n),
-        IntOrString::String(s) => PortRef::Name(s.clone()),
     }
 }
 
@@ -288,20 +285,21 @@ fn port_ref(value: &IntOrString) -> PortRef {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IngressBackendInfo {
     /// Service name (same namespace as the Ingress).
-    pub service: String,
+    pub service: Box<str>,
     /// Port by number or name; `None` when the backend is a resource, not a Service.
     pub port: Option<PortRef>,
 }
 
-/// One host + path of an Ingress.
+/// One host + path of an Ingress. Boxed strings, and no allocation at all for the path `/` and
+/// the three path types, which nearly every path has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressPathInfo {
     /// `rules[].host`; empty for the catch-all server.
-    pub host: String,
+    pub host: Box<str>,
     /// `paths[].path`; `/` when empty, as ingress-nginx treats it.
-    pub path: String,
+    pub path: Cow<'static, str>,
     /// `paths[].pathType` (`Prefix`, `Exact`, `ImplementationSpecific`).
-    pub path_type: String,
+    pub path_type: Cow<'static, str>,
     /// The Service backend, when it is one.
     pub backend: Option<IngressBackendInfo>,
 }
@@ -315,15 +313,16 @@ pub struct IngressInfo {
     /// Namespace and name.
     pub key: ObjectKey,
     /// `metadata.creationTimestamp` as RFC 3339 (ingress-nginx lets the oldest canary win).
-    pub created: Option<String>,
+    pub created: Option<Box<str>>,
     /// `spec.ingressClassName`, else the legacy `kubernetes.io/ingress.class` annotation.
-    pub class: Option<String>,
+    pub class: Option<Box<str>>,
     /// The `nginx.ingress.kubernetes.io/*` annotations, keyed without the prefix.
     pub nginx_annotations: Labels,
-    /// Every host + path.
-    pub paths: Vec<IngressPathInfo>,
-    /// `spec.defaultBackend`.
-    pub default_backend: Option<IngressBackendInfo>,
+    /// Every host + path (exactly sized: pushed one by one, a `Vec` keeps room for four).
+    pub paths: Box<[IngressPathInfo]>,
+    /// `spec.defaultBackend` (boxed: few Ingresses have one, and inline it took 48 bytes in
+    /// every one).
+    pub default_backend: Option<Box<IngressBackendInfo>>,
     /// The release that manages the Ingress, when it carries a release tool's marker
     /// ([`release_of`]): objects of one release are installed and uninstalled together.
     pub release: Option<Box<str>>,
@@ -335,8 +334,11 @@ impl IngressInfo {
         let spec = ingress.spec.as_ref();
         let annotations = ingress.metadata.annotations.as_ref();
         let class = spec
-            .and_then(|s| s.ingress_class_name.clone())
-            .or_else(|| annotations.and_then(|a| a.get("kubernetes.io/ingress.class").cloned()));
+            .and_then(|s| s.ingress_class_name.as_deref())
+            .or_else(|| {
+                annotations.and_then(|a| a.get("kubernetes.io/ingress.class").map(String::as_str))
+            })
+            .map(Box::from);
         let nginx_annotations = annotations
             .into_iter()
             .flatten()
@@ -347,13 +349,20 @@ impl IngressInfo {
             .collect();
         let mut paths = Vec::new();
         for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
-            let host = rule.host.clone().unwrap_or_default();
+            let host: Box<str> = rule.host.as_deref().unwrap_or_default().into();
             for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
-                let raw = path.path.clone().unwrap_or_default();
                 paths.push(IngressPathInfo {
                     host: host.clone(),
-                    path: if raw.is_empty() { "/".to_owned() } else { raw },
-                    path_type: path.path_type.clone(),
+                    path: match path.path.as_deref() {
+                        None | Some("") | Some("/") => Cow::Borrowed("/"),
+                        Some(raw) => Cow::Owned(raw.to_owned()),
+                    },
+                    path_type: match path.path_type.as_str() {
+                        "Prefix" => Cow::Borrowed("Prefix"),
+                        "Exact" => Cow::Borrowed("Exact"),
+                        "ImplementationSpecific" => Cow::Borrowed("ImplementationSpecific"),
+                        other => Cow::Owned(other.to_owned()),
+                    },
                     backend: backend_info(&path.backend),
                 });
             }
@@ -363,10 +372,11 @@ impl IngressInfo {
             created: created_of(&ingress.metadata),
             class,
             nginx_annotations,
-            paths,
+            paths: paths.into_boxed_slice(),
             default_backend: spec
                 .and_then(|s| s.default_backend.as_ref())
-                .and_then(backend_info),
+                .and_then(backend_info)
+                .map(Box::new),
             release: release_of(&ingress.metadata).map(String::into_boxed_str),
         }
     }
@@ -381,18 +391,18 @@ impl IngressInfo {
         self.paths
             .iter()
             .filter_map(|p| p.backend.as_ref())
-            .chain(self.default_backend.as_ref())
-            .map(|b| b.service.as_str())
+            .chain(self.default_backend.as_deref())
+            .map(|b| &*b.service)
     }
 }
 
 fn backend_info(backend: &IngressBackend) -> Option<IngressBackendInfo> {
     backend.service.as_ref().map(|s| IngressBackendInfo {
-        service: s.name.clone(),
+        service: s.name.as_str().into(),
         port: s.port.as_ref().and_then(|p| {
             p.number
                 .map(PortRef::Number)
-                .or_else(|| p.name.clone().map(PortRef::Name))
+                .or_else(|| p.name.as_deref().map(|n| PortRef::Name(n.into())))
         }),
     })
 }
@@ -431,8 +441,9 @@ impl IngressClassInfo {
 /// Where an HTTPRoute attaches: one `parentRefs` entry with its defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteParent {
-    /// The parent object: `group/kind/namespace/name` (usually a Gateway).
-    pub parent: String,
+    /// The parent object: `group/kind/namespace/name` (usually a Gateway). Shared: the store
+    /// keeps one copy per parent for all the routes attached to it.
+    pub parent: Arc<str>,
     /// `sectionName`: one listener; `None` for every listener of the parent.
     pub section: Option<String>,
     /// `port`: the parent's listeners on that port; `None` for any.
@@ -496,14 +507,16 @@ pub struct HttpRouteInfo {
     pub key: ObjectKey,
     /// `metadata.creationTimestamp` as RFC 3339 (between identical matches the oldest route
     /// wins); `None` for a route being created.
-    pub created: Option<String>,
+    pub created: Option<Box<str>>,
     /// `spec.parentRefs`.
-    pub parents: Vec<RouteParent>,
+    pub parents: Box<[RouteParent]>,
     /// `spec.hostnames`; empty means every hostname of the listener.
-    pub hostnames: Vec<String>,
+    pub hostnames: Box<[String]>,
     /// Every match of every rule, by `requests`, without repeats: of two rules with an
     /// identical match the first one in list order takes the requests, so its action is kept.
-    pub matches: Vec<RouteMatch>,
+    /// (Slices rather than `Vec`s here and in the other stored objects: exactly sized, where a
+    /// `Vec` built by pushing keeps room for four.)
+    pub matches: Box<[RouteMatch]>,
 }
 
 impl HttpRouteInfo {
@@ -530,14 +543,14 @@ impl HttpRouteInfo {
                 .parent_refs
                 .iter()
                 .map(|p| RouteParent {
-                    parent: p.parent_key(own_namespace),
+                    parent: p.parent_key(own_namespace).into(),
                     section: p.section_name.clone(),
                     port: p.port,
                     rejected: route.rejected_by_status(p, own_namespace),
                 })
                 .collect(),
-            hostnames: route.spec.hostnames.clone(),
-            matches,
+            hostnames: route.spec.hostnames.clone().into_boxed_slice(),
+            matches: matches.into_boxed_slice(),
         }
     }
 
@@ -608,8 +621,9 @@ pub struct ListenerInfo {
 pub struct GatewayInfo {
     /// Namespace and name.
     pub key: ObjectKey,
-    /// `spec.listeners`.
-    pub listeners: Vec<ListenerInfo>,
+    /// `spec.listeners` (exactly sized: a `Vec` collected from the JSON array's iterator keeps
+    /// room for four).
+    pub listeners: Box<[ListenerInfo]>,
 }
 
 impl GatewayInfo {
@@ -776,8 +790,6 @@ impl ReferenceGrantInfo {
     }
 }
 
-/// `metadata.creationTimestamp` as RFC 3339 text (the controllers' "oldest wins" orderings
-/// compare it), `None` for an object being created.
 /// The release an object belongs to, read from the markers release tools write, as one string
 /// that is equal for objects of the same release (first marker found, in this order):
 /// - Helm 3/4 (and Flux's helm-controller): annotations `meta.helm.sh/release-namespace` and
@@ -815,8 +827,15 @@ pub fn release_of(
     label("app.kubernetes.io/instance").map(|instance| format!("instance {instance}"))
 }
 
-fn created_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
-    meta.creation_timestamp.as_ref().map(|t| t.0.to_string())
+/// `metadata.creationTimestamp` as RFC 3339 text (the controllers' "oldest wins" orderings
+/// compare it), `None` for an object being created. Boxed: the formatted `String` keeps the
+/// spare room formatting grew it by.
+fn created_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<Box<str>> {
+    meta.creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string().into_boxed_str())
 }
 
 fn key_of(

@@ -158,11 +158,80 @@ impl Postings {
     }
 }
 
+/// One shared copy of each string many stored objects repeat (namespace names, an HTTPRoute's
+/// parent), so a store of 10k objects in 50 namespaces holds 50 namespace strings, not 10k.
+/// Entries no object refers to any more (a deleted namespace) are dropped once the set has
+/// doubled since it was last pruned, so churn cannot grow it without bound.
+#[derive(Debug, Default)]
+struct SharedStrings {
+    strings: HashSet<Arc<str>>,
+    /// Size after the last pruning.
+    pruned_to: usize,
+}
+
+/// Fewest strings before pruning is considered (pruning a handful is not worth a pass).
+const PRUNE_FLOOR: usize = 64;
+
+impl SharedStrings {
+    /// Points `text` at the shared copy of its string, making it the shared copy if there is
+    /// none yet.
+    fn share(&mut self, text: &mut Arc<str>) {
+        if let Some(shared) = self.strings.get(&**text) {
+            if !Arc::ptr_eq(shared, text) {
+                *text = shared.clone();
+            }
+            return;
+        }
+        if self.strings.len() >= PRUNE_FLOOR.max(2 * self.pruned_to) {
+            // Only the set refers to it: nothing stored uses the string any more.
+            self.strings.retain(|s| Arc::strong_count(s) > 1);
+            self.pruned_to = self.strings.len();
+        }
+        self.strings.insert(text.clone());
+    }
+
+    /// Takes over `other`'s strings that this set does not have (objects built against `other`
+    /// keep the copies they hold; later ones share).
+    fn absorb(&mut self, other: SharedStrings) {
+        for text in other.strings {
+            if !self.strings.contains(&*text) {
+                self.strings.insert(text);
+            }
+        }
+    }
+}
+
+/// Whether a kind's lookups ask for every object of a namespace (`containing_all` with nothing
+/// required: a selector with only `matchExpressions`, or only labels the controller adds), and
+/// so keep a per-namespace posting of every object. Services (looked up by `sharing_any`) and
+/// pods (looked up with a non-empty selector) never do, and that posting was some 50 bytes of
+/// every such object.
+trait NamespaceLookups {
+    const WHOLE_NAMESPACE: bool;
+}
+
+impl NamespaceLookups for DeploymentInfo {
+    const WHOLE_NAMESPACE: bool = true;
+}
+
+impl NamespaceLookups for WorkloadInfo {
+    const WHOLE_NAMESPACE: bool = true;
+}
+
+impl NamespaceLookups for ServiceInfo {
+    const WHOLE_NAMESPACE: bool = false;
+}
+
+impl NamespaceLookups for PodInfo {
+    const WHOLE_NAMESPACE: bool = false;
+}
+
 /// Objects of one kind with label-pair postings on a chosen label map of each.
 #[derive(Debug)]
 struct LabelIndexed<T> {
     objects: HashMap<ObjectKey, Shared<T>>,
-    /// Per namespace, every object (fallback for selectors without `matchLabels`).
+    /// Per namespace, every object (fallback for selectors without `matchLabels`); empty for
+    /// kinds without such lookups ([`NamespaceLookups`]).
     by_namespace: Postings,
     /// Pairs of the indexed label map.
     by_pair: Postings,
@@ -181,7 +250,7 @@ impl<T> Default for LabelIndexed<T> {
     }
 }
 
-impl<T> LabelIndexed<T> {
+impl<T: NamespaceLookups> LabelIndexed<T> {
     fn apply(&mut self, key: ObjectKey, object: T, labels: fn(&T) -> &Labels) {
         self.delete(&key, labels);
         let indexed = labels(&object);
@@ -191,7 +260,9 @@ impl<T> LabelIndexed<T> {
         if indexed.is_empty() {
             self.unindexed.add(fingerprint(&[&key.namespace]), &key);
         }
-        self.by_namespace.add(fingerprint(&[&key.namespace]), &key);
+        if T::WHOLE_NAMESPACE {
+            self.by_namespace.add(fingerprint(&[&key.namespace]), &key);
+        }
         self.objects.insert(key, Arc::new(object));
     }
 
@@ -204,8 +275,10 @@ impl<T> LabelIndexed<T> {
             if indexed.is_empty() {
                 self.unindexed.remove(fingerprint(&[&key.namespace]), key);
             }
-            self.by_namespace
-                .remove(fingerprint(&[&key.namespace]), key);
+            if T::WHOLE_NAMESPACE {
+                self.by_namespace
+                    .remove(fingerprint(&[&key.namespace]), key);
+            }
         }
     }
 
@@ -231,11 +304,22 @@ impl<T> LabelIndexed<T> {
         match postings {
             // Some required pair is carried by no object.
             None => Vec::new(),
-            Some(lists) if lists.is_empty() => self
+            Some(lists) if lists.is_empty() && T::WHOLE_NAMESPACE => self
                 .by_namespace
                 .get(fingerprint(&[namespace]))
                 .map(|set| self.resolve(namespace, set.iter()))
                 .unwrap_or_default(),
+            // A kind without the per-namespace posting: no caller gets here today, but the
+            // answer stays right (every object of the namespace, in key order) if one does.
+            Some(lists) if lists.is_empty() => {
+                let mut found: Vec<(&ObjectKey, &Shared<T>)> = self
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| &*k.namespace == namespace)
+                    .collect();
+                found.sort_by(|a, b| a.0.cmp(b.0));
+                found.into_iter().map(|(_, o)| o).collect()
+            }
             Some(lists) => match lists.iter().min_by_key(|s| s.len()) {
                 Some(smallest) => self.resolve(namespace, smallest.iter()),
                 None => Vec::new(),
@@ -293,6 +377,8 @@ pub struct ClusterIndex {
     terminating_namespaces: HashSet<String>,
     /// ReplicaSets a Deployment controls, by owner.
     replica_sets: ReplicaSetIndex,
+    /// The namespace (and HTTPRoute parent) strings the stored objects share.
+    shared: SharedStrings,
 }
 
 fn template_labels(d: &DeploymentInfo) -> &Labels {
@@ -457,7 +543,7 @@ impl ClusterIndex {
         for parent in &info.parents {
             for hostname in info.hostname_keys_on(parent) {
                 self.http_routes_by_parent_host
-                    .add(fingerprint(&[&parent.parent, hostname]), &info.key);
+                    .add(fingerprint(&[&*parent.parent, hostname]), &info.key);
             }
         }
         self.http_routes.insert(info.key.clone(), Arc::new(info));
@@ -469,7 +555,7 @@ impl ClusterIndex {
             for parent in &old.parents {
                 for hostname in old.hostname_keys_on(parent) {
                     self.http_routes_by_parent_host
-                        .remove(fingerprint(&[&parent.parent, hostname]), key);
+                        .remove(fingerprint(&[&*parent.parent, hostname]), key);
                 }
             }
         }
@@ -519,8 +605,30 @@ impl ClusterIndex {
         self.terminating_namespaces.remove(name);
     }
 
-    /// Adds or replaces one object of any kind.
-    pub fn apply(&mut self, object: StoredObject) {
+    /// Adds or replaces one object of any kind. Its namespace (and an HTTPRoute's parents) is
+    /// pointed at the copy the store already holds.
+    pub fn apply(&mut self, mut object: StoredObject) {
+        let shared = &mut self.shared;
+        match &mut object {
+            StoredObject::Deployment(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Service(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Ingress(info) => shared.share(&mut info.key.namespace),
+            StoredObject::HttpRoute(info) => {
+                shared.share(&mut info.key.namespace);
+                for parent in info.parents.iter_mut() {
+                    shared.share(&mut parent.parent);
+                }
+            }
+            StoredObject::ReferenceGrant(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Gateway(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Workload(info) => shared.share(&mut info.key.namespace),
+            StoredObject::Pod(info) => shared.share(&mut info.key.namespace),
+            // ReplicaSets share their namespaces in their own index; cluster-scoped kinds have
+            // none.
+            StoredObject::ReplicaSet(_)
+            | StoredObject::IngressClass(_)
+            | StoredObject::Namespace { .. } => {}
+        }
         match object {
             StoredObject::Deployment(info) => self.apply_deployment(info),
             StoredObject::Service(info) => self.apply_service(info),
@@ -582,6 +690,7 @@ impl ClusterIndex {
     /// a handful of pointer moves however many objects there are.
     pub fn adopt_kind(&mut self, kind: StoredKind, mut other: ClusterIndex) {
         use std::mem::take;
+        self.shared.absorb(take(&mut other.shared));
         match kind {
             StoredKind::Deployment => {
                 self.deployments = take(&mut other.deployments);
@@ -749,7 +858,7 @@ impl ClusterIndex {
             .flatten()
             .filter_map(|k| self.ingresses.get(k))
             // Postings are keyed by fingerprint: keep only what really is at host + path.
-            .filter(|i| i.paths.iter().any(|p| p.host == host && p.path == path))
+            .filter(|i| i.paths.iter().any(|p| &*p.host == host && p.path == path))
             .cloned()
             .collect()
     }
@@ -783,7 +892,7 @@ impl ClusterIndex {
             .filter(|r| {
                 r.parents
                     .iter()
-                    .any(|p| p.parent == parent && r.hostname_keys_on(p).contains(&hostname))
+                    .any(|p| &*p.parent == parent && r.hostname_keys_on(p).contains(&hostname))
             })
             .cloned()
             .collect()
@@ -942,6 +1051,105 @@ mod tests {
         let few = postings.get(few_key).unwrap();
         assert!(matches!(few, PostingSet::Few(_)));
         assert_eq!(few.iter().collect::<Vec<_>>(), vec![&keys[2], &keys[1]]);
+    }
+}
+
+#[cfg(test)]
+mod shared_string_tests {
+    use super::*;
+
+    /// Equal strings end up as one allocation; strings nothing refers to any more are dropped
+    /// once the set has doubled, and the ones still in use stay shared.
+    #[test]
+    fn equal_strings_share_one_copy_and_unused_ones_are_pruned() {
+        let mut shared = SharedStrings::default();
+        let mut first: Arc<str> = Arc::from("shop");
+        let mut second: Arc<str> = Arc::from(String::from("shop"));
+        shared.share(&mut first);
+        shared.share(&mut second);
+        assert!(Arc::ptr_eq(&first, &second));
+
+        // Strings only the set holds (their objects are gone).
+        for n in 0..PRUNE_FLOOR * 2 {
+            shared.share(&mut Arc::from(format!("gone-{n}")));
+        }
+        assert!(
+            shared.strings.len() <= PRUNE_FLOOR + 1,
+            "pruned as it grows"
+        );
+        assert!(shared.strings.contains("shop"), "a string in use is kept");
+        let mut third: Arc<str> = Arc::from("shop");
+        shared.share(&mut third);
+        assert!(Arc::ptr_eq(&first, &third));
+    }
+
+    /// A kind without per-namespace postings still answers a whole-namespace lookup (every
+    /// object of the namespace, in key order), as a kind with them does.
+    #[test]
+    fn whole_namespace_lookups_answer_without_the_namespace_posting() {
+        let mut index = ClusterIndex::default();
+        for (namespace, name) in [("a", "p2"), ("b", "p1"), ("a", "p1")] {
+            for kind in ["Pod", "Deployment"] {
+                let object = match kind {
+                    "Pod" => serde_json::json!({
+                        "apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": name, "namespace": namespace,
+                                     "labels": {"app": name}},
+                        "spec": {"containers": []}
+                    }),
+                    _ => serde_json::json!({
+                        "apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": name, "namespace": namespace},
+                        "spec": {"selector": {"matchLabels": {"app": name}},
+                                 "template": {"metadata": {"labels": {"app": name}}}}
+                    }),
+                };
+                index.apply(StoredObject::from_value(&object).unwrap());
+            }
+        }
+        assert!(index.pods.by_namespace.map.is_empty());
+        let pods: Vec<String> = index
+            .pods
+            .containing_all("a", &Labels::new())
+            .iter()
+            .map(|p| p.key.to_string())
+            .collect();
+        let deployments: Vec<String> = index
+            .deployments
+            .containing_all("a", &Labels::new())
+            .iter()
+            .map(|d| d.key.to_string())
+            .collect();
+        assert_eq!(pods, ["a/p1", "a/p2"]);
+        assert_eq!(pods, deployments);
+    }
+
+    /// Objects applied through `apply` carry the shared namespace string, and lookups answer as
+    /// before.
+    #[test]
+    fn applied_objects_share_their_namespace() {
+        let mut index = ClusterIndex::default();
+        for name in ["a", "b"] {
+            index.apply(
+                StoredObject::from_value(&serde_json::json!({
+                    "apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": name, "namespace": "shop"},
+                    "spec": {"selector": {"app": name}}
+                }))
+                .unwrap(),
+            );
+        }
+        let (a, b) = (
+            index.service("shop", "a").unwrap(),
+            index.service("shop", "b").unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a.key.namespace, &b.key.namespace));
+        assert_eq!(
+            index
+                .services_selecting("shop", &Labels::from([("app", "b")]))
+                .len(),
+            1
+        );
     }
 }
 

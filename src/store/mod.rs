@@ -1096,7 +1096,7 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
             index.apply(StoredObject::Service(ServiceInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),
                 selector: labels(&[("app", &app)]),
-                ports: Vec::new(),
+                ports: Box::default(),
                 service_type: "ClusterIP".into(),
             }));
             index.apply(StoredObject::Ingress(IngressInfo {
@@ -1105,14 +1105,15 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                 class: Some("nginx".into()),
                 nginx_annotations: Labels::new(),
                 paths: vec![crate::policy::objects::IngressPathInfo {
-                    host: format!("{app}.example.com"),
+                    host: format!("{app}.example.com").into(),
                     path: "/".into(),
                     path_type: "Prefix".into(),
                     backend: Some(crate::policy::objects::IngressBackendInfo {
-                        service: app.clone(),
+                        service: app.as_str().into(),
                         port: None,
                     }),
-                }],
+                }]
+                .into(),
                 default_backend: None,
                 release: None,
             }));
@@ -1124,16 +1125,18 @@ apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {se
                     section: None,
                     port: None,
                     rejected: false,
-                }],
-                hostnames: vec![format!("{app}.example.com")],
+                }]
+                .into(),
+                hostnames: vec![format!("{app}.example.com")].into(),
                 matches: vec![crate::policy::objects::RouteMatch {
                     requests: 1,
                     action: i as u64,
-                }],
+                }]
+                .into(),
             }));
             index.apply(StoredObject::Gateway(GatewayInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),
-                listeners: Vec::new(),
+                listeners: Box::default(),
             }));
             index.apply(StoredObject::ReferenceGrant(ReferenceGrantInfo {
                 key: ObjectKey::new(namespace.clone(), app.clone()),

@@ -555,12 +555,12 @@ mod tests {
         assert_eq!(info.key, ObjectKey::new("shop", "web"));
         assert_eq!(info.created.as_deref(), Some("2024-01-01T00:00:00Z"));
         assert_eq!(
-            info.parents[0].parent,
+            &*info.parents[0].parent,
             "gateway.networking.k8s.io/Gateway/gateways/public"
         );
         assert!(!info.parents[0].rejected);
         assert!(info.parents[1].rejected, "Accepted: False for generation 3");
-        assert_eq!(info.hostnames, ["shop.example.com"]);
+        assert_eq!(*info.hostnames, ["shop.example.com"]);
         assert_eq!(
             info.matches.iter().map(|m| m.requests).collect::<Vec<_>>(),
             [crate::policy::gateway::text_fingerprint(

@@ -274,7 +274,7 @@ mod tests {
             "gateway.networking.k8s.io"
         };
         RouteParent {
-            parent: format!("{group}/{kind}/infra/{name}"),
+            parent: format!("{group}/{kind}/infra/{name}").into(),
             section: section.map(str::to_owned),
             port,
             rejected: false,

@@ -615,10 +615,10 @@ mod tests {
         use crate::policy::objects::{HttpRouteInfo, ObjectKey};
         let route = |name: &str, created: Option<&str>| HttpRouteInfo {
             key: ObjectKey::new("shop", name),
-            created: created.map(str::to_owned),
-            parents: Vec::new(),
-            hostnames: Vec::new(),
-            matches: Vec::new(),
+            created: created.map(Box::from),
+            parents: Box::default(),
+            hostnames: Box::default(),
+            matches: Box::default(),
         };
         let (old, new) = (
             route("b", Some("2024-01-01T00:00:00Z")),

@@ -112,7 +112,7 @@ pub fn evaluate(ctx: &Context<'_, Ingress>) -> Result<Vec<Finding>, EvalError> {
             .filter(|n| {
                 n.class
                     .as_ref()
-                    .is_some_and(|class| settings.class_names.contains(class))
+                    .is_some_and(|class| settings.class_names.iter().any(|n| **n == **class))
             })
             .map(annotation_findings)
             .unwrap_or_default();
@@ -193,14 +193,14 @@ struct Location {
 impl Location {
     fn of(path: &crate::policy::objects::IngressPathInfo) -> Self {
         Location {
-            host: path.host.clone(),
-            path: path.path.clone(),
+            host: path.host.to_string(),
+            path: path.path.to_string(),
             path_type: nginx_path_type(&path.path_type).to_owned(),
         }
     }
 
     fn is(&self, path: &crate::policy::objects::IngressPathInfo) -> bool {
-        path.host == self.host
+        *path.host == *self.host
             && path.path == self.path
             && nginx_path_type(&path.path_type) == self.path_type
     }
@@ -228,7 +228,7 @@ fn service_locations(info: &IngressInfo) -> Vec<(Location, &IngressBackendInfo)>
 fn port_text(port: Option<&PortRef>) -> String {
     match port {
         Some(PortRef::Number(n)) => n.to_string(),
-        Some(PortRef::Name(name)) => name.clone(),
+        Some(PortRef::Name(name)) => name.to_string(),
         None => "?".to_owned(),
     }
 }
@@ -293,7 +293,7 @@ impl Checker<'_> {
             None => self.settings.class_names.iter().any(|n| n == name),
         };
         match &info.class {
-            Some(name) => by_name(name).then(|| name.clone()),
+            Some(name) => by_name(name).then(|| name.to_string()),
             // The DefaultIngressClass admission plugin fills the class in on CREATE; an Ingress
             // without one belongs to the default class, if that is ingress-nginx.
             None => self
@@ -503,7 +503,7 @@ impl Checker<'_> {
                     .flat_map(|o| {
                         o.paths
                             .iter()
-                            .filter(|p| p.host == location.host && p.path == location.path)
+                            .filter(|p| *p.host == *location.host && p.path == location.path)
                             .map(|p| format!("{} has pathType {}", o.key, p.path_type))
                             .collect::<Vec<_>>()
                     })
