@@ -359,4 +359,32 @@ mod tests {
         let docs = parse_text(Path::new("l.json"), text).unwrap();
         assert_eq!(docs.len(), 2);
     }
+
+    #[test]
+    fn text_that_is_not_one_json_value_takes_the_yaml_path() {
+        // A YAML flow mapping starts like JSON but is not JSON: read as YAML.
+        let docs = parse_text(
+            Path::new("f.yaml"),
+            "{kind: Service, metadata: {name: a}}\n",
+        )
+        .unwrap();
+        assert_eq!(docs[0].value["metadata"]["name"], "a");
+        // Two JSON documents separated by `---` are YAML's two documents, lines kept.
+        let text = "{\"kind\": \"Service\"}\n---\n{\"kind\": \"Deployment\"}\n";
+        let docs = parse_text(Path::new("two.json"), text).unwrap();
+        assert_eq!(docs.iter().map(|d| d.line).collect::<Vec<_>>(), [1, 3]);
+        // Broken JSON gets the YAML parser's error, at a line of the file.
+        let err = parse_text(
+            Path::new("b.json"),
+            "{\"kind\": \"Service\",\n \"spec\": [1,\n",
+        )
+        .unwrap_err();
+        match err {
+            ManifestError::Parse { line, .. } => assert!((1..=3).contains(&line), "line {line}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // One JSON value after blank lines: one document, at its first line.
+        let docs = parse_text(Path::new("j.json"), "\n\n{\"kind\": \"Service\"}").unwrap();
+        assert_eq!((docs.len(), docs[0].line), (1, 3));
+    }
 }
