@@ -6,22 +6,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
-        .current_dir(repo())
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{repo, run};
 
 /// Runs the command, saves stdout as `target/format-cases/<kind>/<name>` and returns it.
 fn saved(name: &str, kind: &str, args: &[&str]) -> (Option<i32>, String) {

@@ -1,6 +1,7 @@
 //! Support shared by the integration tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A directory under the system temp dir, unique per process and call, removed on drop.
@@ -215,4 +216,32 @@ pub fn format_cases_dir(kind: &str) -> PathBuf {
     let dir = target.join("format-cases").join(kind);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The repository root (the working directory the binary is run in).
+#[allow(dead_code)] // not every test binary uses it
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the real `rollout-guard` binary with `args` in the repository root.
+#[allow(dead_code)] // not every test binary uses it
+pub fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .current_dir(repo())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A command's standard output as text.
+#[allow(dead_code)] // not every test binary uses it
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// A command's standard error as text.
+#[allow(dead_code)] // not every test binary uses it
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
 }
