@@ -532,6 +532,7 @@ mod tests {
             diff: vec![],
             policy: None,
             rules_run: vec![],
+            depends_on_time: false,
         }
     }
 

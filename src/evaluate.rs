@@ -3,24 +3,29 @@
 //!
 //! Each object goes through exactly what the API server would do with it on CREATE: the API
 //! server's Deployment defaults are applied (webhooks never see a manifest as written), the
-//! object is wrapped in an AdmissionReview and sent through `admission::review` on the mutate
-//! endpoint, the patch from the serialised response is applied, and the patched object goes
-//! through the validate endpoint. A mutate denial ends there, as in the cluster. Nothing here
-//! decides anything itself: decisions, warnings and patches are read back from the
-//! AdmissionReview responses where the API server reads them.
+//! admission request the API server would send is judged by `admission::judge` on the mutate
+//! endpoint (what `admission::review` answers, without encoding and decoding an AdmissionReview
+//! body around it), the patch is applied as the API server applies the response's, and the
+//! patched object goes through the validate endpoint. A mutate denial ends there, as in the
+//! cluster. Nothing here decides anything itself: decisions, warnings and patches are the
+//! verdicts' own, counted as the response carries them (no patch on a denial). A test holds this
+//! to `admission::review` over every object in the fixture suites.
 //!
 //! Pure apart from building an in-memory store of the manifests: no IO, no clock, no tokio.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use base64::Engine as _;
+use k8s_openapi::api::authentication::v1::UserInfo;
+use kube::core::admission::Operation;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
-use crate::admission::{review, ReviewContext};
+use crate::admission::{self, ReviewContext};
 use crate::manifest::Document;
-use crate::policy::defaults::apply_deployment_defaults;
+use crate::policy::defaults::{apply_deployment_defaults, needs_deployment_defaults};
 use crate::policy::engine::{FindingOutcome, RecordedFinding};
 use crate::policy::finding::Endpoint;
 use crate::policy::set::PolicySet;
@@ -238,6 +243,10 @@ pub struct Evaluation {
     /// ran without a finding passed (the audit counts passes from it).
     #[serde(skip)]
     pub rules_run: Vec<&'static str>,
+    /// Whether the verdict depends on the evaluation's clock: a break-glass override was asked
+    /// for, and grants expire. The audit does not reuse such a verdict in a later run.
+    #[serde(skip)]
+    pub depends_on_time: bool,
 }
 
 /// The evaluations of a set of manifests.
@@ -324,6 +333,92 @@ const CLUSTER_SCOPED_KINDS: &[&str] = &[
     "APIService",
 ];
 
+/// What a document says it is, as its evaluation reviews it.
+struct Identity {
+    api_version: String,
+    kind: String,
+    /// `default` when the manifest has none; empty for cluster-scoped kinds.
+    namespace: String,
+    /// For reports: `metadata.name`, or `generateName` followed by `<generated>`.
+    name: String,
+    /// `metadata.name` as the API server sends it (empty with `generateName`).
+    metadata_name: String,
+}
+
+impl Identity {
+    fn of(document: &Document) -> Self {
+        let text = |field: &str| {
+            document
+                .value
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let metadata = |field: &str| {
+            document
+                .value
+                .get("metadata")
+                .and_then(|m| m.get(field))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let (api_version, kind) = (text("apiVersion"), text("kind"));
+        let metadata_name = metadata("name").unwrap_or_default();
+        let name = if metadata_name.is_empty() {
+            metadata("generateName")
+                .map(|g| format!("{g}<generated>"))
+                .unwrap_or_default()
+        } else {
+            metadata_name.clone()
+        };
+        let namespace = if CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
+            String::new()
+        } else {
+            metadata("namespace").unwrap_or_else(|| "default".to_owned())
+        };
+        Self {
+            api_version,
+            kind,
+            namespace,
+            name,
+            metadata_name,
+        }
+    }
+}
+
+/// Whether no rule looks at `document` (a kind not handled, an exempt or ungoverned namespace):
+/// what [`evaluate_one`] reports as not checked without reading the object. Cheap.
+pub fn no_rule_looks_at(
+    document: &Document,
+    ctx: &ReviewContext<'_>,
+    requester: &Requester,
+) -> bool {
+    let text = |field: &str| document.value.get(field).and_then(Value::as_str);
+    if let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind")) {
+        // Most objects of a cluster (ReplicaSets, ConfigMaps, ...) are settled here.
+        if !api_version.is_empty()
+            && !kind.is_empty()
+            && !admission::has_rules_for(api_version, kind)
+        {
+            return true;
+        }
+    }
+    let identity = Identity::of(document);
+    let request = Request {
+        uid: "screen",
+        api_version: &identity.api_version,
+        kind: &identity.kind,
+        namespace: &identity.namespace,
+        name: &identity.metadata_name,
+        requester,
+    };
+    document.value.is_object()
+        && !identity.api_version.is_empty()
+        && !identity.kind.is_empty()
+        && admission::answered_without_rules(&request.envelope(None), ctx).is_some()
+}
+
 /// Evaluates one document against `ctx` (mutate, apply the patch, validate).
 pub fn evaluate_one(
     uid: &str,
@@ -331,31 +426,41 @@ pub fn evaluate_one(
     ctx: &ReviewContext<'_>,
     requester: &Requester,
 ) -> Evaluation {
-    let text = |field: &str| {
-        document
-            .value
-            .get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let metadata = |field: &str| {
-        document
-            .value
-            .get("metadata")
-            .and_then(|m| m.get(field))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let (api_version, kind) = (text("apiVersion"), text("kind"));
-    let name = metadata("name")
-        .or_else(|| metadata("generateName").map(|g| format!("{g}<generated>")))
-        .unwrap_or_default();
-    let namespace = if CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
-        String::new()
-    } else {
-        metadata("namespace").unwrap_or_else(|| "default".to_owned())
-    };
+    evaluate_document(uid, document, ctx, requester, KeepPatched::Yes)
+}
+
+/// [`evaluate_one`] without `patched_object` (always `None`): the audit reports verdicts and
+/// findings, not objects, and an object without defaults to fill or a patch to apply is then
+/// never copied.
+pub fn evaluate_verdict(
+    uid: &str,
+    document: &Document,
+    ctx: &ReviewContext<'_>,
+    requester: &Requester,
+) -> Evaluation {
+    evaluate_document(uid, document, ctx, requester, KeepPatched::No)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeepPatched {
+    Yes,
+    No,
+}
+
+fn evaluate_document(
+    uid: &str,
+    document: &Document,
+    ctx: &ReviewContext<'_>,
+    requester: &Requester,
+    keep_patched: KeepPatched,
+) -> Evaluation {
+    let Identity {
+        api_version,
+        kind,
+        namespace,
+        name,
+        metadata_name,
+    } = Identity::of(document);
     let mut report = Evaluation {
         location: document.location(),
         file: document.file.clone(),
@@ -378,6 +483,7 @@ pub fn evaluate_one(
         diff: Vec::new(),
         policy: None,
         rules_run: Vec::new(),
+        depends_on_time: false,
     };
     let invalid = |mut report: Evaluation, message: String| {
         report.decision = Decision::Invalid;
@@ -393,20 +499,36 @@ pub fn evaluate_one(
         );
     }
 
-    let mut object = document.value.clone();
-    if (api_version.as_str(), kind.as_str()) == ("apps/v1", "Deployment") {
-        report.defaults_applied = apply_deployment_defaults(&mut object);
-    }
     let request = Request {
         uid,
         api_version: &api_version,
         kind: &kind,
         namespace: &namespace,
+        name: &metadata_name,
         requester,
+    };
+    // Objects no rule looks at (ReplicaSets, ConfigMaps, exempt namespaces: most of a cluster)
+    // are answered from the request's envelope alone, before the object is copied.
+    if let Some(verdict) = admission::answered_without_rules(&request.envelope(None), ctx) {
+        report.decision = Decision::NotChecked;
+        report.exempt = verdict.exempt;
+        return report;
+    }
+
+    // Copied only when the API server's defaults change it, or a patch does (below).
+    let mut object: Cow<'_, Value> = Cow::Borrowed(&document.value);
+    if (api_version.as_str(), kind.as_str()) == ("apps/v1", "Deployment")
+        && needs_deployment_defaults(&object)
+    {
+        report.defaults_applied = apply_deployment_defaults(object.to_mut());
+    }
+    let raw = match serde_json::value::to_raw_value(&object) {
+        Ok(raw) => raw,
+        Err(error) => return invalid(report, format!("not serialisable as JSON: {error}")),
     };
 
     // Mutate, as the API server calls it first.
-    let mutated = match request.call(Endpoint::Mutate, &object, ctx) {
+    let mutated = match request.call(Endpoint::Mutate, &object, &raw, ctx) {
         Ok(answer) => answer,
         Err(message) => return invalid(report, message),
     };
@@ -420,13 +542,17 @@ pub fn evaluate_one(
     report.policy = mutated.policy;
     report.rules_run = mutated.rules_run;
     report.findings = mutated.findings;
+    report.depends_on_time = mutated.depends_on_time;
     if !report.denials.is_empty() {
         report.decision = Decision::Denied;
         report.allowed = false;
         return report;
     }
-    let mut patched = object.clone();
-    if !mutated.patch.is_empty() {
+    // Without a patch validate reviews the very object mutate did: no copy, no second encoding.
+    let (patched, patched_raw) = if mutated.patch.is_empty() {
+        (object, raw)
+    } else {
+        let mut patched = object.clone().into_owned();
         let operations: json_patch::Patch =
             match serde_json::from_value(Value::Array(mutated.patch.clone())) {
                 Ok(operations) => operations,
@@ -445,16 +571,22 @@ pub fn evaluate_one(
         }
         report.diff = readable_diff(&object, &mutated.patch);
         report.patch = mutated.patch;
-    }
+        let patched_raw = match serde_json::value::to_raw_value(&patched) {
+            Ok(raw) => raw,
+            Err(error) => return invalid(report, format!("not serialisable as JSON: {error}")),
+        };
+        (Cow::Owned(patched), patched_raw)
+    };
 
     // Validate sees the object as it would be stored: after every mutation.
-    let validated = match request.call(Endpoint::Validate, &patched, ctx) {
+    let validated = match request.call(Endpoint::Validate, &patched, &patched_raw, ctx) {
         Ok(answer) => answer,
         Err(message) => return invalid(report, message),
     };
     if report.policy.is_none() {
         report.policy = validated.policy;
     }
+    report.depends_on_time |= validated.depends_on_time;
     for rule in validated.rules_run {
         if !report.rules_run.contains(&rule) {
             report.rules_run.push(rule);
@@ -484,13 +616,14 @@ pub fn evaluate_one(
     } else {
         Decision::Allowed
     };
-    report.patched_object = Some(patched);
+    if keep_patched == KeepPatched::Yes {
+        report.patched_object = Some(patched.into_owned());
+    }
     report
 }
 
-/// What one endpoint answered, read back from the serialised AdmissionReview where the API
-/// server reads it (allowed, patch, warnings), with the denial reasons and findings from the
-/// verdict.
+/// What one endpoint answered: what the API server reads from the response (allowed, patch,
+/// warnings), with the denial reasons and findings from the verdict.
 struct Answer {
     exempt: Option<String>,
     warnings: Vec<String>,
@@ -499,58 +632,72 @@ struct Answer {
     patch: Vec<Value>,
     policy: Option<String>,
     rules_run: Vec<&'static str>,
+    depends_on_time: bool,
 }
 
-/// The parts of the AdmissionReview that are the same for both endpoints.
+/// The parts of the admission request that are the same for both endpoints.
 struct Request<'a> {
     uid: &'a str,
     api_version: &'a str,
     kind: &'a str,
     namespace: &'a str,
+    /// `metadata.name`; empty with `generateName`, as the API server sends it.
+    name: &'a str,
     requester: &'a Requester,
 }
 
 impl Request<'_> {
+    /// The request the API server would send to create `object` (its JSON), as
+    /// `admission::request::decode` reads it from an AdmissionReview.
+    fn envelope<'r>(&'r self, object: Option<&'r RawValue>) -> admission::request::Request<'r> {
+        let (group, version) = self
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", self.api_version));
+        admission::request::Request {
+            uid: self.uid.to_owned(),
+            kind: admission::request::Gvk {
+                group: group.to_owned(),
+                version: version.to_owned(),
+                kind: self.kind.to_owned(),
+            },
+            sub_resource: None,
+            name: self.name.to_owned(),
+            namespace: (!self.namespace.is_empty()).then(|| self.namespace.to_owned()),
+            operation: Operation::Create,
+            user_info: UserInfo {
+                username: Some(self.requester.username.clone()),
+                groups: Some(self.requester.groups.clone()),
+                ..UserInfo::default()
+            },
+            object,
+            old_object: None,
+            dry_run: Some(false),
+        }
+    }
+
+    /// Judges `object` (`raw` is its JSON) at `endpoint` as the webhook would, and reads the
+    /// answer as the API server does: the patch and warnings count only as the response would
+    /// carry them (no patch on a denial).
     fn call(
         &self,
         endpoint: Endpoint,
         object: &Value,
+        raw: &RawValue,
         ctx: &ReviewContext<'_>,
     ) -> Result<Answer, String> {
-        let uid = self.uid;
-        let body = self.admission_review(object);
-        let reviewed = review(endpoint, &body, ctx)
-            .map_err(|e| format!("internal: the review built for evaluation was refused: {e}"))?;
-        if let Some(message) = reviewed.invalid {
-            return Err(message);
-        }
-        let response: Value = serde_json::from_slice(&reviewed.body)
-            .map_err(|e| format!("internal: unreadable AdmissionReview response: {e}"))?;
-        let response = &response["response"];
-        if response["uid"] != uid {
-            return Err("internal: the response does not echo the request uid".to_owned());
-        }
-        let patch = match response["patch"].as_str() {
-            None => Vec::new(),
-            Some(encoded) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .map_err(|e| format!("internal: the patch is not base64: {e}"))?;
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("internal: the patch is not a JSON array: {e}"))?
-            }
+        let verdict = admission::judge(endpoint, &self.envelope(Some(raw)), ctx)?;
+        let patch = if verdict.allowed() {
+            verdict
+                .patch
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<Value>, _>>()
+                .map_err(|e| format!("internal: the patch does not serialise: {e}"))?
+        } else {
+            Vec::new()
         };
-        let warnings = response["warnings"]
-            .as_array()
-            .map(|w| {
-                w.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let verdict = reviewed.verdict;
-        let mut denials: Vec<DenialReport> = verdict
+        let denials = verdict
             .denials
             .iter()
             .map(|d| DenialReport {
@@ -558,21 +705,9 @@ impl Request<'_> {
                 message: d.message.clone(),
             })
             .collect();
-        if response["allowed"] == false && denials.is_empty() {
-            // Refused without a rule denial (should not happen): report the status message.
-            denials.push(DenialReport {
-                source: "response".to_owned(),
-                message: response["status"]["message"]
-                    .as_str()
-                    .unwrap_or("denied")
-                    .to_owned(),
-            });
-        }
         Ok(Answer {
-            policy: verdict.policy.clone(),
-            rules_run: verdict.rules_run.clone(),
             exempt: verdict.exempt,
-            warnings,
+            warnings: verdict.warnings,
             denials,
             findings: verdict
                 .findings
@@ -580,64 +715,10 @@ impl Request<'_> {
                 .map(|record| RuleFinding::new(record, endpoint, object))
                 .collect(),
             patch,
+            policy: verdict.policy,
+            rules_run: verdict.rules_run,
+            depends_on_time: !verdict.break_glass.is_empty(),
         })
-    }
-
-    /// The AdmissionReview the API server would send for creating `object`.
-    fn admission_review(&self, object: &Value) -> Vec<u8> {
-        let (group, version) = match self.api_version.split_once('/') {
-            Some((group, version)) => (group, version),
-            None => ("", self.api_version),
-        };
-        let name = object
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let gvk = json!({"group": group, "version": version, "kind": self.kind});
-        let resource = json!({"group": group, "version": version, "resource": plural(self.kind)});
-        let mut request = json!({
-            "uid": self.uid,
-            "kind": gvk,
-            "resource": resource,
-            "requestKind": gvk,
-            "requestResource": resource,
-            "name": name,
-            "operation": "CREATE",
-            "userInfo": {"username": self.requester.username, "groups": self.requester.groups},
-            "object": object,
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-        });
-        if !self.namespace.is_empty() {
-            request["namespace"] = json!(self.namespace);
-        }
-        let review = json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": request,
-        });
-        serde_json::to_vec(&review).unwrap_or_default()
-    }
-}
-
-/// The resource name of a kind, as the API server's RESTMapper guesses it.
-fn plural(kind: &str) -> String {
-    let lower = kind.to_lowercase();
-    if lower.ends_with('s')
-        || lower.ends_with('x')
-        || lower.ends_with("ch")
-        || lower.ends_with("sh")
-    {
-        format!("{lower}es")
-    } else if let Some(stem) = lower
-        .strip_suffix('y')
-        .filter(|s| !s.ends_with(['a', 'e', 'o', 'u']))
-    {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
     }
 }
 
@@ -701,6 +782,8 @@ fn compact(value: &Value) -> String {
 mod tests {
     use super::*;
     use crate::policy::load::embedded_default;
+    use serde::Deserialize as _;
+    use serde_json::json;
 
     #[test]
     fn readable_diff_spells_out_changes() {
@@ -724,19 +807,6 @@ mod tests {
                 "- spec.old: 1",
             ]
         );
-    }
-
-    #[test]
-    fn plural_table() {
-        for (kind, plural_name) in [
-            ("Deployment", "deployments"),
-            ("Ingress", "ingresses"),
-            ("HTTPRoute", "httproutes"),
-            ("NetworkPolicy", "networkpolicies"),
-            ("Gateway", "gateways"),
-        ] {
-            assert_eq!(plural(kind), plural_name);
-        }
     }
 
     fn document(value: Value) -> Document {
@@ -867,13 +937,188 @@ mod tests {
             api_version: "apps/v1",
             kind: "Deployment",
             namespace: "shop",
+            name: "web",
             requester: &requester,
         };
-        let body: Value = serde_json::from_slice(&request.admission_review(&json!({}))).unwrap();
+        let envelope = request.envelope(None);
         assert_eq!(
-            body["request"]["userInfo"]["username"],
-            "system:serviceaccount:ci:deployer"
+            envelope.user_info.username.as_deref(),
+            Some("system:serviceaccount:ci:deployer")
         );
-        assert_eq!(body["request"]["namespace"], "shop");
+        assert_eq!(
+            envelope.user_info.groups.as_deref(),
+            Some(&["system:serviceaccounts".to_owned()][..])
+        );
+        assert_eq!(envelope.namespace.as_deref(), Some("shop"));
+        assert_eq!(envelope.operation, Operation::Create);
+        assert_eq!(
+            (envelope.kind.group.as_str(), envelope.kind.version.as_str()),
+            ("apps", "v1")
+        );
+        let core = Request {
+            api_version: "v1",
+            namespace: "",
+            ..request
+        };
+        let envelope = core.envelope(None);
+        assert_eq!(
+            (envelope.kind.group.as_str(), envelope.kind.version.as_str()),
+            ("", "v1")
+        );
+        assert_eq!(envelope.namespace, None);
+    }
+
+    /// The AdmissionReview the API server sends to create `object`, as a body.
+    fn admission_review_body(request: &Request<'_>, object: &Value) -> Vec<u8> {
+        let (group, version) = request
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", request.api_version));
+        let gvk = json!({"group": group, "version": version, "kind": request.kind});
+        let mut body = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": request.uid,
+                "kind": gvk,
+                "requestKind": gvk,
+                "name": request.name,
+                "operation": "CREATE",
+                "userInfo": {"username": request.requester.username,
+                    "groups": request.requester.groups},
+                "object": object,
+                "oldObject": null,
+                "dryRun": false,
+                "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+            }
+        });
+        if !request.namespace.is_empty() {
+            body["request"]["namespace"] = json!(request.namespace);
+        }
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    /// Every Kubernetes object found anywhere in a YAML value (fixture files nest them under
+    /// `object`, `objects`, `cluster`, ...).
+    fn objects_in(value: &Value, found: &mut Vec<Value>) {
+        match value {
+            Value::Object(map) => {
+                let is_object = ["apiVersion", "kind"]
+                    .iter()
+                    .all(|k| map.get(*k).is_some_and(Value::is_string))
+                    && map.get("metadata").is_some_and(Value::is_object);
+                if is_object {
+                    found.push(value.clone());
+                } else {
+                    map.values().for_each(|v| objects_in(v, found));
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| objects_in(v, found)),
+            _ => {}
+        }
+    }
+
+    fn yaml_files(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                yaml_files(&path, files);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+    }
+
+    /// The evaluation judges the request directly instead of through an AdmissionReview body:
+    /// for every object in the fixture suites, both endpoints give what `admission::review`
+    /// answers for the AdmissionReview the API server would send (allowed, patch, warnings,
+    /// exemption, rules run), with the fixtures' objects as cluster state.
+    #[test]
+    fn evaluation_answers_as_the_admission_review_of_the_same_request() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut files = Vec::new();
+        yaml_files(&root, &mut files);
+        files.sort();
+        let mut objects = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for document in serde_yaml::Deserializer::from_str(&text) {
+                // Not every fixture file is plain YAML (some are broken on purpose): the rest
+                // of a file that does not read is skipped (the parser cannot resume after it).
+                match Value::deserialize(document) {
+                    Ok(value) => objects_in(&value, &mut objects),
+                    Err(_) => break,
+                }
+            }
+        }
+        let documents: Vec<Document> = objects.into_iter().map(document).collect();
+        let (view, _) = LayeredView::new(&documents, None);
+        let policies = embedded_default();
+        let ctx = ReviewContext {
+            policies: &policies,
+            view: &view,
+            own_namespace: None,
+            now: std::time::SystemTime::now(),
+        };
+        let requester = Requester::default();
+        let mut compared = 0;
+        let mut judged = 0;
+        for (index, document) in documents.iter().enumerate() {
+            let mut object = document.value.clone();
+            let text = |field: &str| object[field].as_str().unwrap_or_default().to_owned();
+            let (api_version, kind) = (text("apiVersion"), text("kind"));
+            if (api_version.as_str(), kind.as_str()) == ("apps/v1", "Deployment") {
+                apply_deployment_defaults(&mut object);
+            }
+            let namespace = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_owned();
+            let request = Request {
+                uid: &format!("equivalence-{index}"),
+                api_version: &api_version,
+                kind: &kind,
+                namespace: &namespace,
+                name: object["metadata"]["name"].as_str().unwrap_or_default(),
+                requester: &requester,
+            };
+            let raw = serde_json::value::to_raw_value(&object).unwrap();
+            for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+                let body = admission_review_body(&request, &object);
+                let reviewed = admission::review(endpoint, &body, &ctx).unwrap();
+                let direct = request.call(endpoint, &object, &raw, &ctx);
+                let at = format!("{} {endpoint:?}", document.value["metadata"]["name"]);
+                let answer = match (&reviewed.invalid, direct) {
+                    (Some(message), Err(direct)) => {
+                        assert_eq!(message, &direct, "{at}");
+                        continue;
+                    }
+                    (None, Ok(answer)) => answer,
+                    (invalid, direct) => panic!("{at}: {invalid:?} vs {:?}", direct.err()),
+                };
+                let response: Value = serde_json::from_slice(&reviewed.body).unwrap();
+                let response = &response["response"];
+                let patch: Vec<Value> = response["patch"].as_str().map_or_else(Vec::new, |p| {
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(p).unwrap();
+                    serde_json::from_slice(&bytes).unwrap()
+                });
+                let warnings: Vec<String> = response["warnings"]
+                    .as_array()
+                    .map(|w| w.iter().map(|w| w.as_str().unwrap().to_owned()).collect())
+                    .unwrap_or_default();
+                assert_eq!(response["allowed"], answer.denials.is_empty(), "{at}");
+                assert_eq!(patch, answer.patch, "{at}");
+                assert_eq!(warnings, answer.warnings, "{at}");
+                assert_eq!(reviewed.verdict.exempt, answer.exempt, "{at}");
+                assert_eq!(reviewed.verdict.rules_run, answer.rules_run, "{at}");
+                compared += 1;
+                judged += usize::from(answer.exempt.is_none());
+            }
+        }
+        assert!(
+            compared > 200 && judged > 100,
+            "only {compared} answers compared ({judged} judged by rules): fixtures not found?"
+        );
     }
 }

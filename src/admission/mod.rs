@@ -1,7 +1,7 @@
 //! `review()`: one path from a request body to an AdmissionReview answer.
 //!
 //! decode → filter (subresources, CONNECT, exempt namespaces, unhandled kinds) → parse the typed
-//! object → run the kind's rules → build the response. Pure: no IO, no clock, no globals, so the
+//! object → run the kind's rules ([`judge`]) → build the response. Pure: no IO, no clock, no globals, so the
 //! HTTP handler, `check` and the tests all go through exactly this function.
 
 pub mod cleanup;
@@ -82,12 +82,11 @@ pub fn review(
 ) -> Result<Reviewed, DecodeError> {
     let review = request::decode(body)?;
     let req = &review.request;
-    let namespace = req.namespace.clone().unwrap_or_default();
     let summary = Summary {
         uid: req.uid.clone(),
         kind: req.kind.kind.clone(),
         operation: request::operation_name(&req.operation),
-        namespace: namespace.clone(),
+        namespace: req.namespace.clone().unwrap_or_default(),
         name: request::object_name(req),
         dry_run: req.dry_run.unwrap_or(false),
     };
@@ -97,51 +96,7 @@ pub fn review(
         summary: summary.clone(),
         invalid: None,
     };
-
-    // Scale and status writes never change what the rules look at, and the API server sends them
-    // with a Scale or a status-only object: allow untouched.
-    if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Ok(answer(Verdict::exempt("subresource")));
-    }
-    if req.operation == Operation::Connect {
-        return Ok(answer(Verdict::exempt("operation")));
-    }
-    if ALWAYS_EXEMPT_NAMESPACES.contains(&namespace.as_str())
-        || ctx.own_namespace == Some(namespace.as_str())
-    {
-        return Ok(answer(Verdict::exempt("namespace")));
-    }
-    let Some(policy) = ctx.policies.governing(&namespace) else {
-        return Ok(answer(Verdict::exempt("no-policy")));
-    };
-
-    let kind = (
-        req.kind.group.as_str(),
-        req.kind.version.as_str(),
-        req.kind.kind.as_str(),
-    );
-    let target = Target {
-        endpoint,
-        req,
-        namespace: &namespace,
-        policy,
-        ctx,
-    };
-    let result = match kind {
-        ("apps", "v1", "Deployment") => target.evaluate::<Deployment>(rules::deployment::RULES),
-        ("", "v1", "Service") => target.evaluate::<Service>(rules::service::RULES),
-        ("networking.k8s.io", "v1", "Ingress") => target.evaluate::<Ingress>(rules::ingress::RULES),
-        // A CRD: the API server only sends these when the Gateway API is installed. v1beta1
-        // has the same shape for every field the rule reads.
-        ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute") => {
-            target.evaluate::<HttpRoute>(rules::httproute::RULES)
-        }
-        ("extensions" | "networking.k8s.io", "v1beta1", "Ingress") => {
-            Ok(not_served_ingress(&req.kind.group))
-        }
-        _ => Ok(Verdict::exempt("kind")),
-    };
-    match result {
+    match judge(endpoint, req, ctx) {
         Ok(verdict) => Ok(answer(verdict)),
         Err(message) => Ok(Reviewed {
             body: response::invalid(&review.api_version, &req.uid, &message),
@@ -150,6 +105,117 @@ pub fn review(
             invalid: Some(message),
         }),
     }
+}
+
+/// The verdict on one decoded request: what `review` answers, before it is serialised. `Err`
+/// carries the message for an object that does not read as its kind. The evaluation behind
+/// `check`, the API and the audit calls this with the request the API server would send, so
+/// it judges exactly as the webhook does without encoding and decoding an AdmissionReview.
+pub fn judge(
+    endpoint: Endpoint,
+    req: &request::Request<'_>,
+    ctx: &ReviewContext<'_>,
+) -> Result<Verdict, String> {
+    let (kind, policy) = match screen(req, ctx) {
+        Screened::Answered(verdict) => return Ok(verdict),
+        Screened::Review(kind, policy) => (kind, policy),
+    };
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let target = Target {
+        endpoint,
+        req,
+        namespace,
+        policy,
+        ctx,
+    };
+    match kind {
+        ReviewedKind::Deployment => target.evaluate::<Deployment>(rules::deployment::RULES),
+        ReviewedKind::Service => target.evaluate::<Service>(rules::service::RULES),
+        ReviewedKind::Ingress => target.evaluate::<Ingress>(rules::ingress::RULES),
+        ReviewedKind::HttpRoute => target.evaluate::<HttpRoute>(rules::httproute::RULES),
+    }
+}
+
+/// The verdict on a request that no rule looks at (a subresource, CONNECT, an exempt
+/// namespace, no governing policy, a kind not handled); `None` when rules would run. Lets the
+/// audit pass over the objects it never judges (ReplicaSets, ...) before it copies them.
+pub fn answered_without_rules(
+    req: &request::Request<'_>,
+    ctx: &ReviewContext<'_>,
+) -> Option<Verdict> {
+    match screen(req, ctx) {
+        Screened::Answered(verdict) => Some(verdict),
+        Screened::Review(..) => None,
+    }
+}
+
+/// The kinds rules are written for.
+#[derive(Debug, Clone, Copy)]
+enum ReviewedKind {
+    Deployment,
+    Service,
+    Ingress,
+    HttpRoute,
+}
+
+enum Screened<'c> {
+    /// Answered without running rules.
+    Answered(Verdict),
+    /// Rules of this kind run, under this policy.
+    Review(ReviewedKind, &'c crate::policy::RolloutPolicy),
+}
+
+/// The filter every request passes before rules run. Reads only the request's envelope (not
+/// its objects), so it is cheap.
+fn screen<'c>(req: &request::Request<'_>, ctx: &ReviewContext<'c>) -> Screened<'c> {
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    // Scale and status writes never change what the rules look at, and the API server sends them
+    // with a Scale or a status-only object: allow untouched.
+    if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Screened::Answered(Verdict::exempt("subresource"));
+    }
+    if req.operation == Operation::Connect {
+        return Screened::Answered(Verdict::exempt("operation"));
+    }
+    if ALWAYS_EXEMPT_NAMESPACES.contains(&namespace) || ctx.own_namespace == Some(namespace) {
+        return Screened::Answered(Verdict::exempt("namespace"));
+    }
+    let Some(policy) = ctx.policies.governing(namespace) else {
+        return Screened::Answered(Verdict::exempt("no-policy"));
+    };
+    match kind_of(&req.kind.group, &req.kind.version, &req.kind.kind) {
+        Ok(kind) => Screened::Review(kind, policy),
+        Err(verdict) => Screened::Answered(verdict),
+    }
+}
+
+/// The rules a kind gets, or the answer for a kind no rule is written for.
+fn kind_of(group: &str, version: &str, kind: &str) -> Result<ReviewedKind, Verdict> {
+    match (group, version, kind) {
+        ("apps", "v1", "Deployment") => Ok(ReviewedKind::Deployment),
+        ("", "v1", "Service") => Ok(ReviewedKind::Service),
+        ("networking.k8s.io", "v1", "Ingress") => Ok(ReviewedKind::Ingress),
+        // A CRD: the API server only sends these when the Gateway API is installed. v1beta1
+        // has the same shape for every field the rule reads.
+        ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute") => Ok(ReviewedKind::HttpRoute),
+        ("extensions" | "networking.k8s.io", "v1beta1", "Ingress") => {
+            Err(not_served_ingress(group))
+        }
+        _ => Err(Verdict::exempt("kind")),
+    }
+}
+
+/// Whether rules are written for objects of `apiVersion` + `kind` (whether they run also depends
+/// on the namespace and the policies). A cheap first filter: no allocation.
+pub fn has_rules_for(api_version: &str, kind: &str) -> bool {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    matches!(
+        (group, version, kind),
+        ("apps", "v1", "Deployment")
+            | ("", "v1", "Service")
+            | ("networking.k8s.io", "v1", "Ingress")
+            | ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute")
+    )
 }
 
 /// Why a removed Ingress API version is not checked. With the chart's `matchPolicy: Equivalent`

@@ -74,6 +74,31 @@ pub fn apply_deployment_defaults(deployment: &mut Value) -> Vec<&'static str> {
     filled
 }
 
+/// Whether [`apply_deployment_defaults`] would fill anything in. Cheap: it runs on a copy of the
+/// few fields it reads, not of the object (objects read from the API server carry every
+/// default already, and can be tens of kilobytes).
+pub fn needs_deployment_defaults(deployment: &Value) -> bool {
+    let Some(object) = deployment.as_object() else {
+        return false;
+    };
+    let spec = match object.get("spec") {
+        None | Some(Value::Null) => return true,
+        Some(Value::Object(spec)) => spec,
+        Some(_) => return false,
+    };
+    let read: Map<String, Value> = [
+        "replicas",
+        "strategy",
+        "revisionHistoryLimit",
+        "progressDeadlineSeconds",
+    ]
+    .into_iter()
+    .filter_map(|key| spec.get(key).map(|value| (key.to_owned(), value.clone())))
+    .collect();
+    let mut skeleton = json!({ "spec": Value::Object(read) });
+    !apply_deployment_defaults(&mut skeleton).is_empty()
+}
+
 /// Sets `key` to `value` when absent or null; true when it did.
 fn fill(map: &mut Map<String, Value>, key: &str, value: Value) -> bool {
     match map.get(key) {
@@ -141,7 +166,9 @@ mod tests {
         for (spec, expected, fields) in cases {
             let mut deployment =
                 json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": spec});
+            assert!(needs_deployment_defaults(&deployment), "spec {spec}");
             let filled = apply_deployment_defaults(&mut deployment);
+            assert!(!needs_deployment_defaults(&deployment), "spec {spec}");
             assert_eq!(deployment["spec"], expected, "spec {spec}");
             assert_eq!(filled, fields, "spec {spec}");
             // Defaulting is idempotent, like the API server's.
@@ -159,7 +186,12 @@ mod tests {
             json!({"spec": {"strategy": "x"}}),
         ] {
             let before = odd.clone();
-            apply_deployment_defaults(&mut odd);
+            let needed = needs_deployment_defaults(&odd);
+            assert_eq!(
+                needed,
+                !apply_deployment_defaults(&mut odd).is_empty(),
+                "{before}"
+            );
             if before.get("spec").is_some_and(Value::is_object) {
                 // Top-level fields of the spec are still filled; the odd strategy is untouched.
                 assert_eq!(odd["spec"]["strategy"], "x");
