@@ -156,6 +156,20 @@ impl Postings {
     fn get(&self, key: Fingerprint) -> Option<&PostingSet> {
         self.map.get(&key)
     }
+
+    /// Posts a label selector under one of its pairs only: the one fewest objects are posted
+    /// under now. A selector selects labels only when it is a subset of them, so the labels
+    /// carry every pair of it, its anchor included: looking up each pair of the labels still
+    /// finds it. Posting it under all its pairs made a pair most selectors share
+    /// (`version: v1`) a posting of every selector in the namespace, read in full by every
+    /// lookup: quadratic over an audit of the namespace. Removal tries every pair (a no-op
+    /// where the selector is not posted).
+    fn add_anchored(&mut self, pairs: impl Iterator<Item = Fingerprint>, object: &ObjectKey) {
+        let anchor = pairs.min_by_key(|pair| self.get(*pair).map_or(0, PostingSet::len));
+        if let Some(anchor) = anchor {
+            self.add(anchor, object);
+        }
+    }
 }
 
 /// One shared copy of each string many stored objects repeat (namespace names, an HTTPRoute's
@@ -201,13 +215,19 @@ impl SharedStrings {
     }
 }
 
-/// Whether a kind's lookups ask for every object of a namespace (`containing_all` with nothing
-/// required: a selector with only `matchExpressions`, or only labels the controller adds), and
-/// so keep a per-namespace posting of every object. Services (looked up by `sharing_any`) and
-/// pods (looked up with a non-empty selector) never do, and that posting was some 50 bytes of
-/// every such object.
+/// How a kind is looked up.
+///
+/// `WHOLE_NAMESPACE`: whether its lookups ask for every object of a namespace
+/// (`containing_all` with nothing required: a selector with only `matchExpressions`, or only
+/// labels the controller adds), and so keep a per-namespace posting of every object. Services
+/// (looked up by `selecting`) and pods (looked up with a non-empty selector) never do, and that
+/// posting was some 50 bytes of every such object.
+///
+/// `SELECTORS`: whether the indexed label map is a selector, looked up only by the labels it
+/// selects (`selecting`), and so posted under one pair ([`Postings::add_anchored`]).
 trait NamespaceLookups {
     const WHOLE_NAMESPACE: bool;
+    const SELECTORS: bool = false;
 }
 
 impl NamespaceLookups for DeploymentInfo {
@@ -220,6 +240,7 @@ impl NamespaceLookups for WorkloadInfo {
 
 impl NamespaceLookups for ServiceInfo {
     const WHOLE_NAMESPACE: bool = false;
+    const SELECTORS: bool = true;
 }
 
 impl NamespaceLookups for PodInfo {
@@ -254,8 +275,13 @@ impl<T: NamespaceLookups> LabelIndexed<T> {
     fn apply(&mut self, key: ObjectKey, object: T, labels: fn(&T) -> &Labels) {
         self.delete(&key, labels);
         let indexed = labels(&object);
-        for pair in pairs(&key.namespace, indexed) {
-            self.by_pair.add(pair, &key);
+        if T::SELECTORS {
+            self.by_pair
+                .add_anchored(pairs(&key.namespace, indexed), &key);
+        } else {
+            for pair in pairs(&key.namespace, indexed) {
+                self.by_pair.add(pair, &key);
+            }
         }
         if indexed.is_empty() {
             self.unindexed.add(fingerprint(&[&key.namespace]), &key);
@@ -327,8 +353,10 @@ impl<T: NamespaceLookups> LabelIndexed<T> {
         }
     }
 
-    /// Objects whose indexed labels share at least one pair with `labels`, plus those with none.
-    fn sharing_any<'a>(&'a self, namespace: &str, labels: &Labels) -> Vec<&'a Shared<T>> {
+    /// Candidates for the selectors (`SELECTORS` kinds) that select `labels`: every object whose
+    /// indexed map is a subset of `labels` is among them (posted under one of its pairs, all of
+    /// which `labels` carry), and those with an empty map; callers check each.
+    fn selecting<'a>(&'a self, namespace: &str, labels: &Labels) -> Vec<&'a Shared<T>> {
         let mut keys: BTreeSet<&ObjectKey> = BTreeSet::new();
         for pair in pairs(namespace, labels) {
             if let Some(set) = self.by_pair.get(pair) {
@@ -347,7 +375,8 @@ impl<T: NamespaceLookups> LabelIndexed<T> {
 pub struct ClusterIndex {
     /// Deployments, indexed on their pod-template labels.
     deployments: LabelIndexed<DeploymentInfo>,
-    /// The same Deployments, indexed on their selector's matchLabels.
+    /// The same Deployments, indexed on their selector's matchLabels (each under one pair,
+    /// [`Postings::add_anchored`]).
     deployment_selectors: Postings,
     deployment_selectors_unindexed: Postings,
     /// Services, indexed on their selector.
@@ -412,9 +441,8 @@ impl ClusterIndex {
     pub fn apply_deployment(&mut self, info: DeploymentInfo) {
         self.delete_deployment(&info.key);
         let key = info.key.clone();
-        for pair in pairs(&key.namespace, &info.selector.match_labels) {
-            self.deployment_selectors.add(pair, &key);
-        }
+        self.deployment_selectors
+            .add_anchored(pairs(&key.namespace, &info.selector.match_labels), &key);
         if info.selector.match_labels.is_empty() {
             self.deployment_selectors_unindexed
                 .add(fingerprint(&[&key.namespace]), &key);
@@ -843,7 +871,7 @@ impl ClusterIndex {
     /// See [`crate::policy::view::ClusterView::services_selecting`].
     pub fn services_selecting(&self, namespace: &str, labels: &Labels) -> Vec<Shared<ServiceInfo>> {
         self.services
-            .sharing_any(namespace, labels)
+            .selecting(namespace, labels)
             .into_iter()
             .filter(|s| Selector::map_selects(&s.selector, labels))
             .cloned()
