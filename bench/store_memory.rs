@@ -15,6 +15,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
+use rollout_guard::policy::view::ClusterView as _;
 use rollout_guard::store;
 
 /// The system allocator, counting the bytes currently allocated.
@@ -119,7 +120,7 @@ fn main() {
                 warnings.len()
             );
         }
-        let c = loaded.write(|index| index.counts());
+        let c = loaded.counts();
         let objects = c.deployments
             + c.services
             + c.ingresses

@@ -10,7 +10,8 @@
 //! let reports = audit::reports(&result, Flavor::OpenReports, &ReportOptions::default());
 //! ```
 //!
-//! - [`run`] judges every object with [`crate::evaluate::evaluate_one`], the evaluation behind
+//! - [`run`] judges every object with [`crate::evaluate::evaluate_verdict`] (`evaluate_one` without
+//!   the patched object), the evaluation behind
 //!   admission, `check`, `POST /v1/evaluate` and `test`: the same verdicts and patches. Each
 //!   object is reviewed as on CREATE (mutate, the patch applied, validate) against `view` as it
 //!   is: the objects are already in the cluster state, so they are not added to it again
@@ -32,9 +33,13 @@
 //!   finding counts once as a `pass` in the summary. Each report keeps at most
 //!   [`ReportOptions::max_results`] results (failures first) and says how many it left out.
 //!
+//! The live loop judges through [`cache::run_cached`]: a periodic run reuses the verdict of every
+//! object whose version, policies and consulted cluster state did not move since it was judged.
+//!
 //! Report-only rules (`mode: reportOnly`) never patch: their fixes show as `would-patch` results
 //! with the patch as readable lines.
 
+pub mod cache;
 pub mod command;
 pub mod lease;
 pub mod live_metrics;
@@ -49,7 +54,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::admission::ReviewContext;
-use crate::evaluate::{evaluate_one, Decision, Evaluation, Requester, RuleFinding};
+use crate::evaluate::{evaluate_verdict, Decision, Evaluation, Requester, RuleFinding};
 use crate::manifest::Document;
 use crate::policy::engine::FindingOutcome;
 use crate::policy::set::PolicySet;
@@ -293,7 +298,12 @@ impl AuditResult {
     }
 
     fn push(&mut self, evaluation: Evaluation, document: &Document) {
-        match audited(evaluation, document) {
+        self.push_audited(audited(evaluation, document));
+    }
+
+    /// Adds one object's audit; `None` for an object the policies do not look at.
+    fn push_audited(&mut self, audited: Option<AuditedObject>) {
+        match audited {
             Some(object) => {
                 self.totals.add(&object.counts());
                 self.objects.push(object);
@@ -331,7 +341,7 @@ pub fn run(
         ..AuditResult::default()
     };
     for (index, document) in objects.iter().enumerate() {
-        let evaluation = evaluate_one(
+        let evaluation = evaluate_verdict(
             &format!("audit-{}", index + 1),
             document,
             &ctx,

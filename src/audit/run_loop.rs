@@ -7,7 +7,7 @@
 //!
 //! Admission latency comes first:
 //! - evaluation and report building run on one dedicated thread at a lower scheduling priority
-//!   (nice 10 on Linux), never on the tokio workers that answer admission reviews; when the two
+//!   (SCHED_IDLE on Linux), never on the tokio workers that answer admission reviews; when the two
 //!   cores are busy the scheduler gives the review threads the CPU;
 //! - objects arrive a page at a time ([`AuditSettings::page_size`]), so the full objects held
 //!   at once are one page, and the loop awaits between pages (the list call), so a run never
@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::audit::cache::{run_cached, AuditCache, CacheUse, Identity};
 use crate::audit::live_metrics::{AuditMetrics, RunFigures, RunOutcome, WriteOutcome};
 use crate::audit::writer::{self, ReportApi, ReportWriter, ReportsSetting, WriterSettings};
 use crate::audit::{self as core, AuditOptions, AuditResult, Flavor, ReportOptions};
@@ -147,6 +148,8 @@ enum RunError {
         kind: &'static str,
         source: kube::Error,
     },
+    #[error("cannot read the list of {kind}s: {message}")]
+    UnreadableList { kind: &'static str, message: String },
     #[error("cannot read --objects: {0}")]
     Manifests(String),
     #[error("the audit thread stopped")]
@@ -177,6 +180,8 @@ pub struct LiveAudit {
     store: Arc<Store>,
     metrics: Arc<AuditMetrics>,
     thread: AuditThread,
+    /// Verdicts kept between runs; used on the audit thread only (the lock is never contended).
+    cache: Arc<std::sync::Mutex<AuditCache>>,
     /// The last "reports are not written because …", so it is logged once, not every run.
     last_no_reports: Option<String>,
 }
@@ -198,6 +203,7 @@ impl LiveAudit {
             store,
             metrics,
             thread: AuditThread::spawn()?,
+            cache: Arc::default(),
             last_no_reports: None,
         })
     }
@@ -283,7 +289,8 @@ impl LiveAudit {
     ) -> Result<(), Stop> {
         let started = Instant::now();
         let policies = self.policies.current();
-        let view: Arc<dyn ClusterView> = Arc::clone(&self.store) as Arc<dyn ClusterView>;
+        lock(&self.cache).begin_run();
+        let mut cache_use = CacheUse::default();
         // One instant for the whole run: a break-glass grant expiring mid-run must not judge
         // one page by a different clock than the next.
         let options = Arc::new(AuditOptions {
@@ -295,8 +302,9 @@ impl LiveAudit {
         let mut cpu = Duration::ZERO;
         let mut objects = 0u64;
 
-        let mut absorb = |page: AuditResult, page_cpu: Duration| {
+        let mut absorb = |(page, page_use): (AuditResult, CacheUse), page_cpu: Duration| {
             cpu += page_cpu;
+            cache_use.add(page_use);
             match &mut result {
                 Some(result) => result.absorb(page),
                 None => result = Some(page),
@@ -306,26 +314,42 @@ impl LiveAudit {
             AuditSource::Cluster(client) => {
                 for kind in AUDITED_KINDS {
                     let mut pages = Pages::new(&client, kind, self.settings.page_size);
-                    while let Some(items) = pages.next().await? {
+                    while let Some(page) = pages.next().await? {
                         if stopped() {
                             return Err(Stop::Aborted);
                         }
-                        objects += items.len() as u64;
-                        let (policies, view, options) = (
+                        let (policies, store, options, cache) = (
                             Arc::clone(&policies),
-                            Arc::clone(&view),
+                            Arc::clone(&self.store),
                             Arc::clone(&options),
+                            Arc::clone(&self.cache),
                         );
-                        let (page, page_cpu) = self
+                        // The page is read on the audit thread too: a page of 500 Deployments
+                        // is megabytes of JSON, tens of milliseconds a review thread would
+                        // otherwise not answer in.
+                        let (judged, page_cpu) = self
                             .thread
                             .run(move || {
+                                let (items, next) = page.read()?;
+                                let count = items.len();
                                 let documents: Vec<Document> =
                                     items.into_iter().map(core::live_document).collect();
-                                core::run(&documents, &*view, &policies, &options)
+                                let judged = run_cached(
+                                    &documents,
+                                    &store,
+                                    &policies,
+                                    &options,
+                                    Identity::ResourceVersion,
+                                    &mut lock(&cache),
+                                );
+                                Ok::<_, RunError>((judged, count, next))
                             })
                             .await
                             .ok_or(RunError::ThreadGone)?;
-                        absorb(page, page_cpu);
+                        let (judged, count, next) = judged?;
+                        pages.advance(next);
+                        objects += count as u64;
+                        absorb(judged, page_cpu);
                     }
                 }
             }
@@ -336,10 +360,11 @@ impl LiveAudit {
                     if stopped() {
                         return Err(Stop::Aborted);
                     }
-                    let (policies, view, options) = (
+                    let (policies, store, options, cache) = (
                         Arc::clone(&policies),
-                        Arc::clone(&view),
+                        Arc::clone(&self.store),
                         Arc::clone(&options),
+                        Arc::clone(&self.cache),
                     );
                     let (page, page_cpu) = self
                         .thread
@@ -350,7 +375,14 @@ impl LiveAudit {
                                 crate::manifest::read_paths(std::slice::from_ref(&file))
                                     .map_err(|e| e.to_string())?;
                             let cpu_before = thread_cpu();
-                            let result = core::run(&documents, &*view, &policies, &options);
+                            let result = run_cached(
+                                &documents,
+                                &store,
+                                &policies,
+                                &options,
+                                Identity::Content,
+                                &mut lock(&cache),
+                            );
                             Ok::<_, String>((result, documents.len(), thread_cpu().zip(cpu_before)))
                         })
                         .await
@@ -367,6 +399,7 @@ impl LiveAudit {
         if stopped() {
             return Err(Stop::Aborted);
         }
+        lock(&self.cache).finish_run();
 
         let violations: BTreeMap<(String, String), u64> = result
             .counts_by_rule_namespace()
@@ -398,6 +431,8 @@ impl LiveAudit {
             fail = totals.fail,
             warn = totals.warn,
             error = totals.error,
+            reused = cache_use.reused,
+            judged = cache_use.judged,
             reports = %written,
             "audit run complete"
         );
@@ -557,10 +592,10 @@ impl<'a> Pages<'a> {
         }
     }
 
-    /// The next page's objects, each with its apiVersion and kind (list items lack them) and
-    /// without managedFields; `None` after the last page, or when the kind is not served (a
-    /// CRD that is not installed).
-    async fn next(&mut self) -> Result<Option<Vec<Value>>, RunError> {
+    /// The next page, as the API server sent it (read it with [`ListPage::read`], then pass its
+    /// continue token to [`Pages::advance`]); `None` after the last page, or when the kind is
+    /// not served (a CRD that is not installed).
+    async fn next(&mut self) -> Result<Option<ListPage>, RunError> {
         if self.done {
             return Ok(None);
         }
@@ -579,37 +614,21 @@ impl<'a> Pages<'a> {
                     kind: self.kind.kind,
                     source: kube::Error::BuildRequest(e),
                 })?;
-            match self.client.request::<RawList>(request).await {
-                Ok(list) => {
+            match self.client.request_text(request).await {
+                Ok(text) => {
                     self.version = Some(version);
-                    self.next = list.metadata.continue_.filter(|c| !c.is_empty());
-                    self.done = self.next.is_none();
+                    // Until `advance` says otherwise, this was the last page.
+                    self.done = true;
                     let api_version = if self.kind.group.is_empty() {
                         version.to_owned()
                     } else {
                         format!("{}/{version}", self.kind.group)
                     };
-                    let items = list
-                        .items
-                        .into_iter()
-                        .map(|mut item| {
-                            if let Some(object) = item.as_object_mut() {
-                                object.insert(
-                                    "apiVersion".into(),
-                                    Value::String(api_version.clone()),
-                                );
-                                object.insert(
-                                    "kind".into(),
-                                    Value::String(self.kind.kind.to_owned()),
-                                );
-                                if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
-                                    metadata.remove("managedFields");
-                                }
-                            }
-                            item
-                        })
-                        .collect();
-                    return Ok(Some(items));
+                    return Ok(Some(ListPage {
+                        text,
+                        api_version,
+                        kind: self.kind.kind,
+                    }));
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 && self.version.is_none() => {
                     continue;
@@ -625,6 +644,47 @@ impl<'a> Pages<'a> {
         // No version served: the CRD is not installed; nothing of this kind to audit.
         self.done = true;
         Ok(None)
+    }
+
+    /// Moves past the page just read: `next` is its continue token (`None` on the last page).
+    fn advance(&mut self, next: Option<String>) {
+        self.next = next.filter(|token| !token.is_empty());
+        self.done = self.next.is_none();
+    }
+}
+
+/// One page of a list, unread.
+struct ListPage {
+    text: String,
+    api_version: String,
+    kind: &'static str,
+}
+
+impl ListPage {
+    /// The page's objects, each with its apiVersion and kind (list items lack them) and without
+    /// managedFields, and the continue token.
+    fn read(self) -> Result<(Vec<Value>, Option<String>), RunError> {
+        let list: RawList =
+            serde_json::from_str(&self.text).map_err(|e| RunError::UnreadableList {
+                kind: self.kind,
+                message: e.to_string(),
+            })?;
+        drop(self.text);
+        let items = list
+            .items
+            .into_iter()
+            .map(|mut item| {
+                if let Some(object) = item.as_object_mut() {
+                    object.insert("apiVersion".into(), Value::String(self.api_version.clone()));
+                    object.insert("kind".into(), Value::String(self.kind.to_owned()));
+                    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+                        metadata.remove("managedFields");
+                    }
+                }
+                item
+            })
+            .collect();
+        Ok((items, list.metadata.continue_))
     }
 }
 
@@ -672,6 +732,14 @@ impl AuditThread {
     }
 }
 
+/// The audit cache, also after a panic on the audit thread: its entries are whole values (one
+/// being judged is simply missing and judged again next run).
+fn lock(cache: &std::sync::Mutex<AuditCache>) -> std::sync::MutexGuard<'_, AuditCache> {
+    cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// CPU time of the calling thread: the first field of `/proc/thread-self/schedstat`
 /// (nanoseconds on the CPU). `None` off Linux.
 fn thread_cpu() -> Option<Duration> {
@@ -680,18 +748,28 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(nanos))
 }
 
-/// Nice 10 for the calling thread (Linux keeps a nice value per thread), so the review threads
-/// win the CPU when both cores are busy.
+/// SCHED_IDLE for the calling thread (Linux schedules each thread on its own): it runs only on
+/// CPU time no other thread wants, so an audit never delays an admission review on a busy
+/// node; it still progresses, slowly, under full load. Nice 10 where SCHED_IDLE is refused.
 #[cfg(target_os = "linux")]
 fn lower_priority() {
-    // SAFETY: setpriority and gettid take plain integers and touch no memory of ours.
-    let result = unsafe {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads the param we pass by reference for the call only; pid 0
+    // is the calling thread. setpriority and gettid take plain integers.
+    let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if idle == 0 {
+        return;
+    }
+    let idle_error = std::io::Error::last_os_error();
+    // SAFETY: as above, plain integers.
+    let nice = unsafe {
         let tid = libc::gettid();
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10)
     };
-    if result != 0 {
+    if nice != 0 {
         tracing::debug!(
-            error = %std::io::Error::last_os_error(),
+            sched_idle = %idle_error,
+            nice = %std::io::Error::last_os_error(),
             "cannot lower the audit thread's priority; it runs at normal priority"
         );
     }

@@ -11,6 +11,7 @@ pub mod watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -186,6 +187,9 @@ pub enum KindSync {
 pub struct Store {
     index: RwLock<ClusterIndex>,
     sync: RwLock<BTreeMap<StoredKind, KindSync>>,
+    /// Per kind (indexed by its discriminant), how many writes it has seen: the audit keeps a
+    /// verdict while every kind its rules read is at the generation it was judged at.
+    generations: [AtomicU64; StoredKind::ALL.len()],
 }
 
 impl Store {
@@ -194,6 +198,7 @@ impl Store {
         Self {
             index: RwLock::new(ClusterIndex::default()),
             sync: RwLock::new(kinds.iter().map(|k| (*k, KindSync::Pending)).collect()),
+            generations: Default::default(),
         }
     }
 
@@ -240,9 +245,19 @@ impl Store {
         self.sync.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Runs `f` with the index locked for writing.
-    pub fn write<R>(&self, f: impl FnOnce(&mut ClusterIndex) -> R) -> R {
-        f(&mut self.index.write().unwrap_or_else(|p| p.into_inner()))
+    /// How many writes objects of `kind` have seen (stores, deletions, relists). Moves forward
+    /// with every write, changed or not; equal generations mean nothing of the kind changed.
+    pub fn generation(&self, kind: StoredKind) -> u64 {
+        self.generations[kind as usize].load(Ordering::Acquire)
+    }
+
+    /// Runs `f` with the index locked for writing a `kind`. The generation moves while the lock
+    /// is held, so a reader that sees the new contents also sees the new generation.
+    fn write<R>(&self, kind: StoredKind, f: impl FnOnce(&mut ClusterIndex) -> R) -> R {
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let result = f(&mut index);
+        self.generations[kind as usize].fetch_add(1, Ordering::AcqRel);
+        result
     }
 
     fn read<R>(&self, f: impl FnOnce(&ClusterIndex) -> R) -> R {
@@ -267,12 +282,12 @@ impl Store {
 
     /// Stores one parsed object.
     pub fn apply(&self, object: StoredObject) {
-        self.write(|i| i.apply(object));
+        self.write(object.kind(), |i| i.apply(object));
     }
 
     /// Removes one object of `kind` (cluster-scoped kinds by `key.name`).
     pub fn delete(&self, kind: StoredKind, key: &ObjectKey) {
-        self.write(|i| i.delete(kind, key));
+        self.write(kind, |i| i.delete(kind, key));
     }
 
     /// Removes an object the store does not keep (any more): a watch event for a pod a
@@ -290,7 +305,7 @@ impl Store {
     pub fn replace_kind(&self, kind: StoredKind, objects: Vec<StoredObject>) {
         let mut fresh = ClusterIndex::default();
         fresh.replace_kind(kind, objects);
-        self.write(|i| i.adopt_kind(kind, fresh));
+        self.write(kind, |i| i.adopt_kind(kind, fresh));
     }
 
     /// An offline store filled from manifest documents (the manifests are the whole cluster, so
