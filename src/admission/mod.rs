@@ -117,7 +117,7 @@ pub fn judge(
     ctx: &ReviewContext<'_>,
 ) -> Result<Verdict, String> {
     let (kind, policy) = match screen(req, ctx) {
-        Screened::Answered(verdict) => return Ok(verdict),
+        Screened::Answered(verdict) => return Ok(*verdict),
         Screened::Review(kind, policy) => (kind, policy),
     };
     let namespace = req.namespace.as_deref().unwrap_or_default();
@@ -144,7 +144,7 @@ pub fn answered_without_rules(
     ctx: &ReviewContext<'_>,
 ) -> Option<Verdict> {
     match screen(req, ctx) {
-        Screened::Answered(verdict) => Some(verdict),
+        Screened::Answered(verdict) => Some(*verdict),
         Screened::Review(..) => None,
     }
 }
@@ -159,8 +159,8 @@ enum ReviewedKind {
 }
 
 enum Screened<'c> {
-    /// Answered without running rules.
-    Answered(Verdict),
+    /// Answered without running rules (boxed: a verdict is large, and rare here).
+    Answered(Box<Verdict>),
     /// Rules of this kind run, under this policy.
     Review(ReviewedKind, &'c crate::policy::RolloutPolicy),
 }
@@ -172,16 +172,16 @@ fn screen<'c>(req: &request::Request<'_>, ctx: &ReviewContext<'c>) -> Screened<'
     // Scale and status writes never change what the rules look at, and the API server sends them
     // with a Scale or a status-only object: allow untouched.
     if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Screened::Answered(Verdict::exempt("subresource"));
+        return Screened::Answered(Box::new(Verdict::exempt("subresource")));
     }
     if req.operation == Operation::Connect {
-        return Screened::Answered(Verdict::exempt("operation"));
+        return Screened::Answered(Box::new(Verdict::exempt("operation")));
     }
     if ALWAYS_EXEMPT_NAMESPACES.contains(&namespace) || ctx.own_namespace == Some(namespace) {
-        return Screened::Answered(Verdict::exempt("namespace"));
+        return Screened::Answered(Box::new(Verdict::exempt("namespace")));
     }
     let Some(policy) = ctx.policies.governing(namespace) else {
-        return Screened::Answered(Verdict::exempt("no-policy"));
+        return Screened::Answered(Box::new(Verdict::exempt("no-policy")));
     };
     match kind_of(&req.kind.group, &req.kind.version, &req.kind.kind) {
         Ok(kind) => Screened::Review(kind, policy),
@@ -190,18 +190,27 @@ fn screen<'c>(req: &request::Request<'_>, ctx: &ReviewContext<'c>) -> Screened<'
 }
 
 /// The rules a kind gets, or the answer for a kind no rule is written for.
-fn kind_of(group: &str, version: &str, kind: &str) -> Result<ReviewedKind, Verdict> {
+fn kind_of(group: &str, version: &str, kind: &str) -> Result<ReviewedKind, Box<Verdict>> {
+    reviewed_kind(group, version, kind).ok_or_else(|| match (group, version, kind) {
+        ("extensions" | "networking.k8s.io", "v1beta1", "Ingress") => {
+            Box::new(not_served_ingress(group))
+        }
+        _ => Box::new(Verdict::exempt("kind")),
+    })
+}
+
+/// The kinds rules are written for, by group, version and kind.
+fn reviewed_kind(group: &str, version: &str, kind: &str) -> Option<ReviewedKind> {
     match (group, version, kind) {
-        ("apps", "v1", "Deployment") => Ok(ReviewedKind::Deployment),
-        ("", "v1", "Service") => Ok(ReviewedKind::Service),
-        ("networking.k8s.io", "v1", "Ingress") => Ok(ReviewedKind::Ingress),
+        ("apps", "v1", "Deployment") => Some(ReviewedKind::Deployment),
+        ("", "v1", "Service") => Some(ReviewedKind::Service),
+        ("networking.k8s.io", "v1", "Ingress") => Some(ReviewedKind::Ingress),
         // A CRD: the API server only sends these when the Gateway API is installed. v1beta1
         // has the same shape for every field the rule reads.
-        ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute") => Ok(ReviewedKind::HttpRoute),
-        ("extensions" | "networking.k8s.io", "v1beta1", "Ingress") => {
-            Err(not_served_ingress(group))
+        ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute") => {
+            Some(ReviewedKind::HttpRoute)
         }
-        _ => Err(Verdict::exempt("kind")),
+        _ => None,
     }
 }
 
@@ -209,13 +218,7 @@ fn kind_of(group: &str, version: &str, kind: &str) -> Result<ReviewedKind, Verdi
 /// on the namespace and the policies). A cheap first filter: no allocation.
 pub fn has_rules_for(api_version: &str, kind: &str) -> bool {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    matches!(
-        (group, version, kind),
-        ("apps", "v1", "Deployment")
-            | ("", "v1", "Service")
-            | ("networking.k8s.io", "v1", "Ingress")
-            | ("gateway.networking.k8s.io", "v1" | "v1beta1", "HTTPRoute")
-    )
+    reviewed_kind(group, version, kind).is_some()
 }
 
 /// Why a removed Ingress API version is not checked. With the chart's `matchPolicy: Equivalent`
