@@ -347,22 +347,8 @@ struct Identity {
 
 impl Identity {
     fn of(document: &Document) -> Self {
-        let text = |field: &str| {
-            document
-                .value
-                .get(field)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let metadata = |field: &str| {
-            document
-                .value
-                .get("metadata")
-                .and_then(|m| m.get(field))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let text = |field: &str| document.text(field).unwrap_or_default().to_owned();
+        let metadata = |field: &str| document.metadata_text(field).map(str::to_owned);
         let (api_version, kind) = (text("apiVersion"), text("kind"));
         let metadata_name = metadata("name").unwrap_or_default();
         let name = if metadata_name.is_empty() {
@@ -394,8 +380,7 @@ pub fn no_rule_looks_at(
     ctx: &ReviewContext<'_>,
     requester: &Requester,
 ) -> bool {
-    let text = |field: &str| document.value.get(field).and_then(Value::as_str);
-    if let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind")) {
+    if let (Some(api_version), Some(kind)) = (document.text("apiVersion"), document.text("kind")) {
         // Most objects of a cluster (ReplicaSets, ConfigMaps, ...) are settled here.
         if !api_version.is_empty()
             && !kind.is_empty()

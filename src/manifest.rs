@@ -19,6 +19,19 @@ pub struct Document {
 }
 
 impl Document {
+    /// A top-level string field (`apiVersion`, `kind`), when the document has it as a string.
+    pub fn text(&self, field: &str) -> Option<&str> {
+        self.value.get(field).and_then(Value::as_str)
+    }
+
+    /// A string field of `metadata` (`name`, `namespace`, `uid`), when it is one.
+    pub fn metadata_text(&self, field: &str) -> Option<&str> {
+        self.value
+            .get("metadata")
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_str)
+    }
+
     /// `file:line`, for messages.
     pub fn location(&self) -> String {
         format!("{}:{}", self.file.display(), self.line)

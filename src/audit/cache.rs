@@ -211,20 +211,14 @@ pub fn run_cached(
 
 /// Which object a document is: the same object in a later run has the same key.
 fn key_of(document: &Document) -> String {
-    let text = |value: &Value, field: &str| {
-        value
-            .get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let metadata = document.value.get("metadata").unwrap_or(&Value::Null);
+    let text = |field: &str| document.text(field).unwrap_or_default();
+    let metadata = |field: &str| document.metadata_text(field).unwrap_or_default();
     format!(
         "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
-        text(&document.value, "apiVersion"),
-        text(&document.value, "kind"),
-        text(metadata, "namespace"),
-        text(metadata, "name"),
+        text("apiVersion"),
+        text("kind"),
+        metadata("namespace"),
+        metadata("name"),
         document.location(),
     )
 }

@@ -364,15 +364,6 @@ pub fn run_manifests(
     (run(documents, &view, policies, options), warnings)
 }
 
-fn metadata_text(document: &Document, field: &str) -> Option<String> {
-    document
-        .value
-        .get("metadata")
-        .and_then(|m| m.get(field))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
 /// The audit's view of one evaluation; `None` when the webhook would not look at the object.
 fn audited(evaluation: Evaluation, document: &Document) -> Option<AuditedObject> {
     if evaluation.decision == Decision::NotChecked {
@@ -383,7 +374,7 @@ fn audited(evaluation: Evaluation, document: &Document) -> Option<AuditedObject>
         kind: evaluation.kind.clone(),
         namespace: evaluation.namespace.clone(),
         name: evaluation.name.clone(),
-        uid: metadata_text(document, "uid"),
+        uid: document.metadata_text("uid").map(str::to_owned),
         location: evaluation.location.clone(),
         policy: evaluation.policy.clone(),
         decision: evaluation.decision,
