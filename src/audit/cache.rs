@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -58,7 +59,7 @@ struct Entry {
     /// The generation of every kind the rules consulted, when the verdict was reached.
     generations: Vec<(StoredKind, u64)>,
     /// `None` for an object the policies do not look at.
-    audited: Option<AuditedObject>,
+    audited: Option<Arc<AuditedObject>>,
 }
 
 /// How one run used the cache.
@@ -194,7 +195,7 @@ pub fn run_cached(
                         .filter(|(kind, _)| consulted.contains(kind))
                         .map(|(kind, generation)| (*kind, generation))
                         .collect(),
-                    audited: audited(evaluation, document),
+                    audited: audited(evaluation, document).map(Arc::new),
                 };
                 if !keep {
                     result.push_audited(entry.audited);

@@ -48,6 +48,7 @@ pub mod run_loop;
 pub mod writer;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -255,7 +256,8 @@ pub struct AuditResult {
     /// The digest of the policies the objects were judged by.
     pub policy_digest: String,
     /// Objects the policies looked at (kinds rollout-guard handles, governed namespaces).
-    pub objects: Vec<AuditedObject>,
+    /// Shared with the verdicts the live audit keeps between runs ([`cache`]), not copied.
+    pub objects: Vec<Arc<AuditedObject>>,
     /// Objects not looked at (other kinds, exempt or ungoverned namespaces).
     pub not_checked: usize,
     /// The sum of every audited object's counts.
@@ -298,11 +300,11 @@ impl AuditResult {
     }
 
     fn push(&mut self, evaluation: Evaluation, document: &Document) {
-        self.push_audited(audited(evaluation, document));
+        self.push_audited(audited(evaluation, document).map(Arc::new));
     }
 
     /// Adds one object's audit; `None` for an object the policies do not look at.
-    fn push_audited(&mut self, audited: Option<AuditedObject>) {
+    fn push_audited(&mut self, audited: Option<Arc<AuditedObject>>) {
         match audited {
             Some(object) => {
                 self.totals.add(&object.counts());

@@ -380,7 +380,7 @@ fn result_of(objects: Vec<AuditedObject>) -> AuditResult {
     };
     for object in objects {
         result.totals.add(&object.counts());
-        result.objects.push(object);
+        result.objects.push(std::sync::Arc::new(object));
     }
     result
 }
