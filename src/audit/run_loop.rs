@@ -795,6 +795,43 @@ mod tests {
         }
     }
 
+    /// A list page is read on the audit thread: items get their apiVersion and kind and lose
+    /// managedFields, the continue token comes back, and a page that is not a list is an error
+    /// naming the kind, never a panic.
+    #[test]
+    fn list_pages_are_read_into_objects_or_refused() {
+        let page = |text: &str| ListPage {
+            text: text.to_owned(),
+            api_version: "apps/v1".to_owned(),
+            kind: "Deployment",
+        };
+        let (items, next) = page(
+            r#"{"kind": "DeploymentList", "metadata": {"continue": "abc"},
+                "items": [{"metadata": {"name": "web", "managedFields": [{"manager": "kubectl"}]}}]}"#,
+        )
+        .read()
+        .unwrap();
+        assert_eq!(next.as_deref(), Some("abc"));
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["apiVersion"], "apps/v1");
+        assert_eq!(items[0]["kind"], "Deployment");
+        assert_eq!(items[0]["metadata"]["name"], "web");
+        assert!(items[0]["metadata"].get("managedFields").is_none());
+
+        let (items, next) = page(r#"{"metadata": {}}"#).read().unwrap();
+        assert!(items.is_empty() && next.is_none());
+
+        for broken in ["", "<html>502</html>", r#"{"items": 5}"#, r#"{"items": [1"#] {
+            match page(broken).read() {
+                Err(RunError::UnreadableList { kind, message }) => {
+                    assert_eq!(kind, "Deployment");
+                    assert!(!message.is_empty(), "{broken}");
+                }
+                other => panic!("{broken}: {:?}", other.map(|(items, _)| items.len())),
+            }
+        }
+    }
+
     #[test]
     fn thread_cpu_moves_forward() {
         if let Some(before) = thread_cpu() {

@@ -1214,6 +1214,68 @@ mod fingerprint_tests {
         StoredObject::from_value(&object).unwrap()
     }
 
+    /// Each selector is posted under one of its pairs (the least shared): a pair every
+    /// selector carries (`version: v1`) holds none of them, and every selecting lookup still
+    /// finds exactly the selectors that are subsets of the labels, after deletions too.
+    #[test]
+    fn selectors_are_posted_once_and_still_found() {
+        let mut index = ClusterIndex::default();
+        let deployment = |name: &str, selector: serde_json::Value| {
+            stored(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"selector": {"matchLabels": selector.clone()},
+                         "template": {"metadata": {"labels": selector}}}
+            }))
+        };
+        let service = |name: &str, selector: serde_json::Value| {
+            stored(json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"selector": selector}}))
+        };
+        for i in 0..20 {
+            let app = format!("web-{i}");
+            index.apply(deployment(&app, json!({"app": app, "version": "v1"})));
+            index.apply(service(&app, json!({"app": app, "version": "v1"})));
+        }
+        index.apply(deployment("all-v1", json!({"version": "v1"})));
+        index.apply(service("all-v1", json!({"version": "v1"})));
+
+        let version_pair = pair_fingerprint("shop", "version", "v1");
+        let posted = |postings: &Postings| postings.get(version_pair).map_or(0, PostingSet::len);
+        assert_eq!(
+            posted(&index.deployment_selectors),
+            1,
+            "only the version-only selector"
+        );
+        assert_eq!(
+            posted(&index.services.by_pair),
+            1,
+            "only the version-only selector"
+        );
+
+        let labels = Labels::from([("app", "web-3"), ("version", "v1"), ("team", "shop")]);
+        assert_eq!(
+            keys(index.deployments_selecting("shop", &labels)),
+            ["shop/all-v1", "shop/web-3"]
+        );
+        assert_eq!(
+            keys(index.services_selecting("shop", &labels)),
+            ["shop/all-v1", "shop/web-3"]
+        );
+        index.delete(StoredKind::Deployment, &ObjectKey::new("shop", "web-3"));
+        index.delete(StoredKind::Service, &ObjectKey::new("shop", "all-v1"));
+        assert_eq!(
+            keys(index.deployments_selecting("shop", &labels)),
+            ["shop/all-v1"]
+        );
+        assert_eq!(
+            keys(index.services_selecting("shop", &labels)),
+            ["shop/web-3"]
+        );
+        assert_eq!(posted(&index.services.by_pair), 0);
+    }
+
     /// Postings are keyed by fingerprint, so two index keys may share one. Every lookup must
     /// re-check what it finds: here every posting of the `blue` namespace's objects is also
     /// filed under the fingerprints `red`'s lookups use, as a collision would, and no lookup
