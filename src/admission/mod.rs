@@ -1,8 +1,8 @@
 //! `review()`: one path from a request body to an AdmissionReview answer.
 //!
 //! decode → filter (subresources, CONNECT, exempt namespaces, unhandled kinds) → parse the typed
-//! object → run the kind's rules ([`judge`]) → build the response. Pure: no IO, no clock, no globals, so the
-//! HTTP handler, `check` and the tests all go through exactly this function.
+//! object → run the kind's rules ([`judge`]) → build the response. Pure: no IO, no clock, no
+//! globals, so the HTTP handler, `check` and the tests all go through exactly this function.
 
 pub mod cleanup;
 pub mod request;

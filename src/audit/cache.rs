@@ -155,18 +155,14 @@ pub fn run_cached(
         // Read before judging: a write racing the judgement leaves a newer generation behind,
         // and the next run judges again.
         let synced = store.sync_status() == SyncStatus::Synced;
-        let kept = cache
-            .earlier
-            .remove(&key)
-            .or_else(|| cache.seen.remove(&key))
-            .filter(|entry| {
-                synced
-                    && entry.fingerprint == fingerprint
-                    && entry
-                        .generations
-                        .iter()
-                        .all(|(kind, generation)| store.generation(*kind) == *generation)
-            });
+        let kept = cache.earlier.remove(&key).filter(|entry| {
+            synced
+                && entry.fingerprint == fingerprint
+                && entry
+                    .generations
+                    .iter()
+                    .all(|(kind, generation)| store.generation(*kind) == *generation)
+        });
         let entry = match kept {
             Some(entry) => {
                 used.reused += 1;
