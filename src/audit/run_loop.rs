@@ -289,7 +289,15 @@ impl LiveAudit {
     ) -> Result<(), Stop> {
         let started = Instant::now();
         let policies = self.policies.current();
-        lock(&self.cache).begin_run();
+        // Every step whose cost grows with the cluster runs on the audit thread, the bookkeeping
+        // too: a tokio worker busy for tens of milliseconds (moving 40k cache entries, counting
+        // results by rule and namespace, dropping them) is that long without answering the
+        // admission reviews queued on it, and measured as such in the p99.
+        let cache = Arc::clone(&self.cache);
+        self.thread
+            .run(move || lock(&cache).begin_run())
+            .await
+            .ok_or(RunError::ThreadGone)?;
         let mut cache_use = CacheUse::default();
         // One instant for the whole run: a break-glass grant expiring mid-run must not judge
         // one page by a different clock than the next.
@@ -298,24 +306,18 @@ impl LiveAudit {
             ..AuditOptions::at(std::time::SystemTime::now())
         });
         let stopped = || !*leading.borrow() || *shutdown.borrow();
-        let mut result: Option<AuditResult> = None;
+        // The run's result so far; it moves into each page's job and back (a move, not a copy),
+        // so pages are added to it on the audit thread.
+        let mut result = AuditResult::default();
         let mut cpu = Duration::ZERO;
         let mut objects = 0u64;
-
-        let mut absorb = |(page, page_use): (AuditResult, CacheUse), page_cpu: Duration| {
-            cpu += page_cpu;
-            cache_use.add(page_use);
-            match &mut result {
-                Some(result) => result.absorb(page),
-                None => result = Some(page),
-            }
-        };
         match self.source.clone() {
             AuditSource::Cluster(client) => {
                 for kind in AUDITED_KINDS {
                     let mut pages = Pages::new(&client, kind, self.settings.page_size);
                     while let Some(page) = pages.next().await? {
                         if stopped() {
+                            self.thread.discard(result);
                             return Err(Stop::Aborted);
                         }
                         let (policies, store, options, cache) = (
@@ -324,6 +326,7 @@ impl LiveAudit {
                             Arc::clone(&options),
                             Arc::clone(&self.cache),
                         );
+                        let mut so_far = std::mem::take(&mut result);
                         // The page is read on the audit thread too: a page of 500 Deployments
                         // is megabytes of JSON, tens of milliseconds a review thread would
                         // otherwise not answer in.
@@ -334,7 +337,7 @@ impl LiveAudit {
                                 let count = items.len();
                                 let documents: Vec<Document> =
                                     items.into_iter().map(core::live_document).collect();
-                                let judged = run_cached(
+                                let (judged, used) = run_cached(
                                     &documents,
                                     &store,
                                     &policies,
@@ -342,14 +345,17 @@ impl LiveAudit {
                                     Identity::ResourceVersion,
                                     &mut lock(&cache),
                                 );
-                                Ok::<_, RunError>((judged, count, next))
+                                so_far.absorb(judged);
+                                Ok::<_, RunError>((so_far, used, count, next))
                             })
                             .await
                             .ok_or(RunError::ThreadGone)?;
-                        let (judged, count, next) = judged?;
+                        let (so_far, used, count, next) = judged?;
+                        result = so_far;
                         pages.advance(next);
                         objects += count as u64;
-                        absorb(judged, page_cpu);
+                        cpu += page_cpu;
+                        cache_use.add(used);
                     }
                 }
             }
@@ -358,6 +364,7 @@ impl LiveAudit {
                     .map_err(|e| RunError::Manifests(e.to_string()))?;
                 for file in files {
                     if stopped() {
+                        self.thread.discard(result);
                         return Err(Stop::Aborted);
                     }
                     let (policies, store, options, cache) = (
@@ -366,6 +373,7 @@ impl LiveAudit {
                         Arc::clone(&options),
                         Arc::clone(&self.cache),
                     );
+                    let mut so_far = std::mem::take(&mut result);
                     let (page, page_cpu) = self
                         .thread
                         .run(move || {
@@ -375,7 +383,7 @@ impl LiveAudit {
                                 crate::manifest::read_paths(std::slice::from_ref(&file))
                                     .map_err(|e| e.to_string())?;
                             let cpu_before = thread_cpu();
-                            let result = run_cached(
+                            let (judged, used) = run_cached(
                                 &documents,
                                 &store,
                                 &policies,
@@ -383,38 +391,62 @@ impl LiveAudit {
                                 Identity::Content,
                                 &mut lock(&cache),
                             );
-                            Ok::<_, String>((result, documents.len(), thread_cpu().zip(cpu_before)))
+                            so_far.absorb(judged);
+                            let measured = thread_cpu().zip(cpu_before);
+                            Ok::<_, String>((so_far, used, documents.len(), measured))
                         })
                         .await
                         .ok_or(RunError::ThreadGone)?;
-                    let (page, count, measured) = page.map_err(RunError::Manifests)?;
+                    let (so_far, used, count, measured) = page.map_err(RunError::Manifests)?;
+                    result = so_far;
                     objects += count as u64;
-                    let evaluation_cpu =
+                    cpu +=
                         measured.map_or(page_cpu, |(after, before)| after.saturating_sub(before));
-                    absorb(page, evaluation_cpu);
+                    cache_use.add(used);
                 }
             }
         }
-        let result = result.unwrap_or_default();
         if stopped() {
+            self.thread.discard(result);
             return Err(Stop::Aborted);
         }
-        lock(&self.cache).finish_run();
 
-        let violations: BTreeMap<(String, String), u64> = result
-            .counts_by_rule_namespace()
-            .into_iter()
-            .map(|(key, counts)| {
-                let not_passed = counts.fail + counts.warn + counts.error;
-                (key, u64::try_from(not_passed).unwrap_or(u64::MAX))
+        let target = self.report_target().await;
+        let flavor = match &target {
+            Ok(Ok((_, api, _))) => Some(flavor_of(*api)),
+            _ => None,
+        };
+        let report_options = ReportOptions {
+            max_results: self.settings.result_cap,
+            ..ReportOptions::default()
+        };
+        let cache = Arc::clone(&self.cache);
+        // The result is counted, turned into reports and dropped on the audit thread.
+        let (summary, summary_cpu) = self
+            .thread
+            .run(move || {
+                lock(&cache).finish_run();
+                let violations = violations_by_rule_namespace(&result);
+                let reports: Vec<Value> = flavor.map_or_else(Vec::new, |flavor| {
+                    core::reports(&result, flavor, &report_options)
+                        .into_iter()
+                        .map(|report| report.object)
+                        .collect()
+                });
+                (violations, result.totals, reports)
             })
-            .filter(|(_, count)| *count > 0)
-            .collect();
-        let totals = result.totals;
+            .await
+            .ok_or(RunError::ThreadGone)?;
+        cpu += summary_cpu;
+        let (violations, totals, reports) = summary;
 
-        let written = self
-            .write_reports(result, leading, shutdown, &mut cpu)
-            .await?;
+        let written = match target? {
+            Ok((client, api, served)) => {
+                self.write_reports(client, api, &served, &reports, leading, shutdown)
+                    .await?
+            }
+            Err(words) => words,
+        };
         let figures = RunFigures {
             duration_seconds: started.elapsed().as_secs_f64(),
             cpu_seconds: cpu.as_secs_f64(),
@@ -440,19 +472,16 @@ impl LiveAudit {
         Ok(())
     }
 
-    /// Builds and writes the reports; returns a few words on what was written (for the log).
-    async fn write_reports(
+    /// Where this run's reports go: the client and the report API to write, or (`Err`) a few
+    /// words for the log on why none are written.
+    async fn report_target(
         &mut self,
-        result: AuditResult,
-        leading: &watch::Receiver<bool>,
-        shutdown: &watch::Receiver<bool>,
-        cpu: &mut Duration,
-    ) -> Result<String, Stop> {
+    ) -> Result<Result<(kube::Client, ReportApi, writer::Served), String>, Stop> {
         let client = match (&self.source, self.settings.reports) {
-            (_, ReportsSetting::Off) => return Ok("off".to_owned()),
+            (_, ReportsSetting::Off) => return Ok(Err("off".to_owned())),
             (AuditSource::Manifests(_), _) => {
                 self.no_reports("no API server (--objects)");
-                return Ok("none: no API server".to_owned());
+                return Ok(Err("none: no API server".to_owned()));
             }
             (AuditSource::Cluster(client), _) => client.clone(),
         };
@@ -461,33 +490,29 @@ impl LiveAudit {
             Ok(api) => api,
             Err(why) => {
                 self.no_reports(&why);
-                return Ok(format!("none: {why}"));
+                return Ok(Err(format!("none: {why}")));
             }
         };
         if self.last_no_reports.take().is_some() {
             tracing::info!(api = api.api_version(), "audit reports are written again");
         }
-        let options = ReportOptions {
-            max_results: self.settings.result_cap,
-            ..ReportOptions::default()
-        };
-        let flavor = flavor_of(api);
-        let (reports, build_cpu) = self
-            .thread
-            .run(move || {
-                core::reports(&result, flavor, &options)
-                    .into_iter()
-                    .map(|report| report.object)
-                    .collect::<Vec<Value>>()
-            })
-            .await
-            .ok_or(RunError::ThreadGone)?;
-        *cpu += build_cpu;
+        Ok(Ok((client, api, served)))
+    }
 
+    /// Writes the reports built for `api`; returns a few words on what was written (for the log).
+    async fn write_reports(
+        &mut self,
+        client: kube::Client,
+        api: ReportApi,
+        served: &writer::Served,
+        reports: &[Value],
+        leading: &watch::Receiver<bool>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<String, Stop> {
         let report_writer = ReportWriter::new(client, self.settings.writer);
         let lost = wait_until_stopped(leading.clone(), shutdown.clone());
         let summary = tokio::select! {
-            summary = report_writer.sync(api, &reports) => summary.map_err(RunError::from)?,
+            summary = report_writer.sync(api, reports) => summary.map_err(RunError::from)?,
             _ = lost => return Err(Stop::Aborted),
         };
         // Ours in the other API (written before a switch of flavour) are stale too.
@@ -537,6 +562,19 @@ impl LiveAudit {
             self.last_no_reports = Some(why.to_owned());
         }
     }
+}
+
+/// Per `(rule, namespace)`, the results that are not a pass (only those with some).
+fn violations_by_rule_namespace(result: &AuditResult) -> BTreeMap<(String, String), u64> {
+    result
+        .counts_by_rule_namespace()
+        .into_iter()
+        .map(|(key, counts)| {
+            let not_passed = counts.fail + counts.warn + counts.error;
+            (key, u64::try_from(not_passed).unwrap_or(u64::MAX))
+        })
+        .filter(|(_, count)| *count > 0)
+        .collect()
 }
 
 fn flavor_of(api: ReportApi) -> Flavor {
@@ -729,6 +767,13 @@ impl AuditThread {
         });
         self.jobs.send(job).ok()?;
         result.await.ok()
+    }
+
+    /// Drops `value` on the audit thread, without waiting: dropping a run's result (tens of
+    /// thousands of verdicts) is work a review thread must not do.
+    fn discard<T: Send + 'static>(&self, value: T) {
+        // If the thread is gone the job comes back and is dropped here: nothing else to do.
+        let _ = self.jobs.send(Box::new(move || drop(value)));
     }
 }
 
