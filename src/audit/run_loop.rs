@@ -290,9 +290,8 @@ impl LiveAudit {
         let started = Instant::now();
         let policies = self.policies.current();
         // Every step whose cost grows with the cluster runs on the audit thread, the bookkeeping
-        // too: a tokio worker busy for tens of milliseconds (moving 40k cache entries, counting
-        // results by rule and namespace, dropping them) is that long without answering the
-        // admission reviews queued on it, and measured as such in the p99.
+        // too (moving 40k cache entries, counting results by rule and namespace, dropping them):
+        // while a tokio worker does it, the admission reviews queued on that worker wait.
         let cache = Arc::clone(&self.cache);
         self.thread
             .run(move || lock(&cache).begin_run())
@@ -413,7 +412,7 @@ impl LiveAudit {
 
         let target = self.report_target().await;
         let flavor = match &target {
-            Ok(Ok((_, api, _))) => Some(flavor_of(*api)),
+            Ok(ReportTarget::Write { api, .. }) => Some(flavor_of(*api)),
             _ => None,
         };
         let report_options = ReportOptions {
@@ -441,11 +440,15 @@ impl LiveAudit {
         let (violations, totals, reports) = summary;
 
         let written = match target? {
-            Ok((client, api, served)) => {
+            ReportTarget::Write {
+                client,
+                api,
+                served,
+            } => {
                 self.write_reports(client, api, &served, &reports, leading, shutdown)
                     .await?
             }
-            Err(words) => words,
+            ReportTarget::None(words) => words,
         };
         let figures = RunFigures {
             duration_seconds: started.elapsed().as_secs_f64(),
@@ -472,16 +475,13 @@ impl LiveAudit {
         Ok(())
     }
 
-    /// Where this run's reports go: the client and the report API to write, or (`Err`) a few
-    /// words for the log on why none are written.
-    async fn report_target(
-        &mut self,
-    ) -> Result<Result<(kube::Client, ReportApi, writer::Served), String>, Stop> {
+    /// Where this run's reports go.
+    async fn report_target(&mut self) -> Result<ReportTarget, Stop> {
         let client = match (&self.source, self.settings.reports) {
-            (_, ReportsSetting::Off) => return Ok(Err("off".to_owned())),
+            (_, ReportsSetting::Off) => return Ok(ReportTarget::None("off".to_owned())),
             (AuditSource::Manifests(_), _) => {
                 self.no_reports("no API server (--objects)");
-                return Ok(Err("none: no API server".to_owned()));
+                return Ok(ReportTarget::None("none: no API server".to_owned()));
             }
             (AuditSource::Cluster(client), _) => client.clone(),
         };
@@ -490,13 +490,17 @@ impl LiveAudit {
             Ok(api) => api,
             Err(why) => {
                 self.no_reports(&why);
-                return Ok(Err(format!("none: {why}")));
+                return Ok(ReportTarget::None(format!("none: {why}")));
             }
         };
         if self.last_no_reports.take().is_some() {
             tracing::info!(api = api.api_version(), "audit reports are written again");
         }
-        Ok(Ok((client, api, served)))
+        Ok(ReportTarget::Write {
+            client,
+            api,
+            served,
+        })
     }
 
     /// Writes the reports built for `api`; returns a few words on what was written (for the log).
@@ -562,6 +566,18 @@ impl LiveAudit {
             self.last_no_reports = Some(why.to_owned());
         }
     }
+}
+
+/// Where a run's reports go.
+enum ReportTarget {
+    /// Write them to `api` (of those the API server `served`).
+    Write {
+        client: kube::Client,
+        api: ReportApi,
+        served: writer::Served,
+    },
+    /// None are written; a few words for the log on why.
+    None(String),
 }
 
 /// Per `(rule, namespace)`, the results that are not a pass (only those with some).
