@@ -225,6 +225,79 @@ async fn the_leader_audits_pages_writes_reports_and_reruns_after_a_policy_reload
     task.await.unwrap();
 }
 
+/// Leadership lost between two list pages: the run stops (counted as aborted, nothing written,
+/// its partial result dropped on the audit thread), and when this replica leads again the same
+/// thread runs a complete audit.
+#[tokio::test]
+async fn a_run_that_loses_leadership_mid_list_stops_and_the_next_lead_completes() {
+    let api = FakeApi::new();
+    api.serve_openreports();
+    let store = Arc::new(Store::offline());
+    for deployment in [all_down("shop", "api"), fine("shop", "web")] {
+        api.insert("deployments", deployment.clone());
+        store.apply_object(&deployment).unwrap();
+    }
+    let client = api.start().await;
+    let policies = ActivePolicies::new(embedded_default());
+    let metrics = Arc::new(AuditMetrics::default());
+    let audit = LiveAudit::new(
+        AuditSettings {
+            period: Duration::from_secs(3600),
+            reports: ReportsSetting::Auto,
+            result_cap: 100,
+            page_size: 1,
+            writer: WriterSettings::default(),
+            own_namespace: None,
+        },
+        AuditSource::Cluster(client),
+        policies.clone(),
+        store,
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    let (leading_tx, leading) = watch::channel(true);
+    let leading_tx = Arc::new(leading_tx);
+    // The first page of Deployments is answered, then this replica is no longer the leader.
+    let demote = Arc::clone(&leading_tx);
+    api.after_next_get("/apis/apps/v1/deployments", move |_| {
+        demote.send_replace(false);
+    });
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let task = tokio::spawn(audit.run(leading, policies.subscribe(), shutdown));
+
+    eventually("run aborted", || {
+        scrape(&metrics).contains("rollout_guard_audit_runs_total{result=\"aborted\"} 1")
+    })
+    .await;
+    eventually("following", || {
+        scrape(&metrics).contains("rollout_guard_audit_leader 0")
+    })
+    .await;
+    assert!(
+        api.requests().iter().all(|r| r.method == "GET"),
+        "an aborted run writes nothing"
+    );
+    assert!(scrape(&metrics).contains("rollout_guard_audit_runs_total{result=\"ok\"} 0"));
+
+    leading_tx.send_replace(true);
+    eventually("complete run after leading again", || {
+        scrape(&metrics).contains("rollout_guard_audit_runs_total{result=\"ok\"} 1")
+    })
+    .await;
+    let shop = api
+        .get(OPENREPORTS, "reports", "shop", "rollout-guard")
+        .expect("a report for shop");
+    assert!(
+        failing_rules(&shop)
+            .iter()
+            .any(|r| r.starts_with("rollingUpdate.")),
+        "{shop:#}"
+    );
+    assert!(scrape(&metrics).contains("rollout_guard_audit_last_objects 2"));
+    shutdown_tx.send_replace(true);
+    task.await.unwrap();
+}
+
 /// With `--audit-reports openreports` on a cluster that only serves wgpolicyk8s, nothing is
 /// written, the run still completes and the metrics still count the violations.
 #[tokio::test]

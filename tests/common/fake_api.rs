@@ -159,7 +159,8 @@ impl FakeApi {
         self.inner.lock().unwrap().store.objects.remove(&location);
     }
 
-    /// Changes the state with `f` right after the next GET of `path` has been answered.
+    /// Changes the state with `f` right after the next GET of `path` (an object, or a list page)
+    /// has been answered.
     pub fn after_next_get(&self, path: &str, f: impl FnOnce(&mut Objects) + Send + 'static) {
         self.inner
             .lock()
@@ -434,6 +435,10 @@ fn answer(
                 .unwrap_or(usize::MAX);
             let items: Vec<Value> = matching.iter().skip(from).take(limit).cloned().collect();
             let next = from + items.len();
+            // The page is what was there before the hook's change.
+            if let Some(hook) = inner.hooks.remove(path) {
+                hook(&mut inner.store);
+            }
             let mut metadata = json!({"resourceVersion": inner.store.resource_version.to_string()});
             if next < matching.len() {
                 metadata["continue"] = json!(next.to_string());
