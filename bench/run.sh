@@ -96,6 +96,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Time the hypervisor ran someone else on this machine's vCPUs (ticks of 10 ms, all CPUs): a
 # p99 measured while it grew by hundreds of milliseconds measured the host, not the server.
 steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+steal_ms_since() { echo $(( ($(steal_ticks) - $1) * 10 )); }
 mem() { awk '/VmHWM|VmRSS|RssAnon|RssFile/ {printf "%s %.1f MiB  ", $1, $2/1024}' "/proc/$1/status"; }
 
 # load NAME PORT: wrk at full speed with the mixed bodies; prints and records figures.
@@ -186,7 +187,7 @@ for round in 1 2 3; do
   start_rg "$out/objects-40k"
   steal_before=$(steal_ticks)
   "$probe" rate "https://127.0.0.1:18443" "$host" "$ca" "$mixed_csv" 2000 10 | sed "s/^/no audit (round $round): /"
-  echo "no audit (round $round): steal during the load $(( ($(steal_ticks) - steal_before) * 10 )) ms"
+  echo "no audit (round $round): steal during the load $(steal_ms_since "$steal_before") ms"
   stop
   start_rg "$out/objects-40k" --audit --audit-reports off --audit-period 100ms
   until [ -n "$(metric rollout_guard_audit_last_cpu_seconds)" ] || ! kill -0 "$server_pid" 2>/dev/null; do sleep 0.05; done
@@ -194,7 +195,7 @@ for round in 1 2 3; do
   ticks_before=$(cpu_ticks "$server_pid")
   steal_before=$(steal_ticks)
   "$probe" rate "https://127.0.0.1:18443" "$host" "$ca" "$mixed_csv" 2000 10 | sed "s/^/audit running (round $round): /"
-  echo "audit running (round $round): audit runs completed during the load: $(( $(metric 'rollout_guard_audit_runs_total{result="ok"}') - runs_before )) (+ the one in progress); server CPU $(( ($(cpu_ticks "$server_pid") - ticks_before) * 10 )) ms over 10 s; steal $(( ($(steal_ticks) - steal_before) * 10 )) ms"
+  echo "audit running (round $round): audit runs completed during the load: $(( $(metric 'rollout_guard_audit_runs_total{result="ok"}') - runs_before )) (+ the one in progress); server CPU $(( ($(cpu_ticks "$server_pid") - ticks_before) * 10 )) ms over 10 s; steal $(steal_ms_since "$steal_before") ms"
   stop
 done
 
