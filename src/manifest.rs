@@ -34,8 +34,13 @@ impl Document {
 
     /// `file:line`, for messages.
     pub fn location(&self) -> String {
-        format!("{}:{}", self.file.display(), self.line)
+        location(&self.file, self.line)
     }
+}
+
+/// `file:line`, as findings and reports locate a document.
+pub fn location(file: &Path, line: usize) -> String {
+    format!("{}:{}", file.display(), line)
 }
 
 /// Why manifests could not be read.

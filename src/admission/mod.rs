@@ -15,12 +15,12 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::core::admission::Operation;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 
 use crate::policy::break_glass;
 use crate::policy::engine::{run, Context, RuleEntry, Verdict};
 use crate::policy::finding::Endpoint;
 use crate::policy::gateway::HttpRoute;
+use crate::policy::intent::{IntentCache, ShapeSource};
 use crate::policy::rules;
 use crate::policy::set::PolicySet;
 use crate::policy::view::ClusterView;
@@ -116,6 +116,17 @@ pub fn judge(
     req: &request::Request<'_>,
     ctx: &ReviewContext<'_>,
 ) -> Result<Verdict, String> {
+    judge_reading_ahead(endpoint, req, ctx, None)
+}
+
+/// [`judge`], taking the object's last-applied configuration from `read_ahead` when it holds
+/// the same text (a caller reviewing one object at both endpoints reads it once).
+pub fn judge_reading_ahead(
+    endpoint: Endpoint,
+    req: &request::Request<'_>,
+    ctx: &ReviewContext<'_>,
+    read_ahead: Option<&dyn ShapeSource>,
+) -> Result<Verdict, String> {
     let (kind, policy) = match screen(req, ctx) {
         Screened::Answered(verdict) => return Ok(*verdict),
         Screened::Review(kind, policy) => (kind, policy),
@@ -127,6 +138,7 @@ pub fn judge(
         namespace,
         policy,
         ctx,
+        read_ahead,
     };
     match kind {
         ReviewedKind::Deployment => target.evaluate::<Deployment>(rules::deployment::RULES),
@@ -241,12 +253,13 @@ fn not_served_ingress(group: &str) -> Verdict {
 }
 
 fn parse<K: DeserializeOwned>(
-    raw: Option<&RawValue>,
+    object: Option<request::ObjectJson<'_>>,
     what: &str,
     kind: &str,
 ) -> Result<Option<K>, String> {
-    raw.filter(|r| r.get() != "null")
-        .map(|r| serde_json::from_str::<K>(r.get()))
+    object
+        .filter(|o| !o.is_null())
+        .map(request::ObjectJson::read::<K>)
         .transpose()
         .map_err(|e| format!("{what} is not a valid {kind}: {e}"))
 }
@@ -258,6 +271,7 @@ struct Target<'a> {
     namespace: &'a str,
     policy: &'a crate::policy::RolloutPolicy,
     ctx: &'a ReviewContext<'a>,
+    read_ahead: Option<&'a (dyn ShapeSource + 'a)>,
 }
 
 impl Target<'_> {
@@ -296,7 +310,7 @@ impl Target<'_> {
             user: &req.user_info,
             policy: self.policy,
             view: self.ctx.view,
-            intent: Default::default(),
+            intent: IntentCache::with_read_ahead(self.read_ahead),
         };
         let mut verdict = run(rules, &context, self.endpoint, req.object, annotations);
         let username = req.user_info.username.as_deref().unwrap_or_default();

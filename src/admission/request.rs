@@ -7,7 +7,8 @@
 use k8s_openapi::api::authentication::v1::UserInfo;
 use kube::core::admission::Operation;
 use serde::Deserialize;
-use serde_json::value::RawValue;
+
+pub use crate::policy::patch::ObjectJson;
 
 /// Why a body is not an AdmissionReview we can answer. The HTTP edge turns these into 400s.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +79,10 @@ pub struct Request<'a> {
     pub user_info: UserInfo,
     /// The object as it would be stored (absent on DELETE).
     #[serde(borrow, default)]
-    pub object: Option<&'a RawValue>,
+    pub object: Option<ObjectJson<'a>>,
     /// The stored object (UPDATE and DELETE).
     #[serde(borrow, default)]
-    pub old_object: Option<&'a RawValue>,
+    pub old_object: Option<ObjectJson<'a>>,
     /// Whether nothing will be persisted.
     #[serde(default)]
     pub dry_run: Option<bool>,
@@ -138,7 +139,7 @@ pub fn object_name(request: &Request<'_>) -> String {
     request
         .old_object
         .filter(|_| request.operation == Operation::Delete)
-        .and_then(|raw| serde_json::from_str::<Named>(raw.get()).ok())
+        .and_then(|old| old.read::<Named>().ok())
         .map(|named| named.metadata.name)
         .unwrap_or_default()
 }

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::audit::cache::{run_cached, AuditCache, CacheUse, Identity};
+use crate::audit::cache::{file_identity, run_cached, AuditCache, CacheUse, Identity};
 use crate::audit::live_metrics::{AuditMetrics, RunFigures, RunOutcome, WriteOutcome};
 use crate::audit::writer::{self, ReportApi, ReportWriter, ReportsSetting, WriterSettings};
 use crate::audit::{self as core, AuditOptions, AuditResult, Flavor, ReportOptions};
@@ -334,10 +334,10 @@ impl LiveAudit {
                             .run(move || {
                                 let (items, next) = page.read()?;
                                 let count = items.len();
-                                let documents: Vec<Document> =
+                                let mut documents: Vec<Document> =
                                     items.into_iter().map(core::live_document).collect();
                                 let (judged, used) = run_cached(
-                                    &documents,
+                                    &mut documents,
                                     &store,
                                     &policies,
                                     &options,
@@ -378,16 +378,22 @@ impl LiveAudit {
                         .run(move || {
                             // Reading and parsing the file is not the audit's cost in a
                             // cluster (the list does it there): only the evaluation is timed.
-                            let documents =
-                                crate::manifest::read_paths(std::slice::from_ref(&file))
-                                    .map_err(|e| e.to_string())?;
+                            let text = std::fs::read_to_string(&file).map_err(|source| {
+                                crate::manifest::ManifestError::Io {
+                                    path: file.clone(),
+                                    source,
+                                }
+                                .to_string()
+                            })?;
+                            let mut documents = crate::manifest::parse_text(&file, &text)
+                                .map_err(|e| e.to_string())?;
                             let cpu_before = thread_cpu();
                             let (judged, used) = run_cached(
-                                &documents,
+                                &mut documents,
                                 &store,
                                 &policies,
                                 &options,
-                                Identity::Content,
+                                file_identity(&text),
                                 &mut lock(&cache),
                             );
                             so_far.absorb(judged);

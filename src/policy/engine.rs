@@ -7,13 +7,12 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::authentication::v1::UserInfo;
 use kube::core::admission::Operation;
-use serde_json::value::RawValue;
 
 use crate::policy::config::{RolloutPolicy, RuleSettings, Rules};
 use crate::policy::finding::{
     decide, decide_error, Endpoint, EvalError, Finding, Outcome, RulePhase,
 };
-use crate::policy::patch::{Edit, PatchBuilder, PatchOp};
+use crate::policy::patch::{Edit, ObjectJson, PatchBuilder, PatchOp};
 use crate::policy::view::ClusterView;
 
 /// Everything a rule may read about one request.
@@ -298,13 +297,13 @@ impl Kept {
     }
 }
 
-/// Runs `rules` for one request. `raw_object` is the object exactly as sent, read only along the
-/// paths a patch touches (most requests need none); `annotations` are the object's (or, on DELETE, the old object's), for opt-out.
+/// Runs `rules` for one request. `object_json` is the object as sent (or parsed), read only along
+/// the paths a patch touches (most requests need none); `annotations` are the object's (or, on DELETE, the old object's), for opt-out.
 pub fn run<K>(
     rules: &[RuleEntry<K>],
     ctx: &Context<'_, K>,
     endpoint: Endpoint,
-    raw_object: Option<&RawValue>,
+    object_json: Option<ObjectJson<'_>>,
     annotations: Option<&std::collections::BTreeMap<String, String>>,
 ) -> Verdict {
     let mut verdict = Verdict {
@@ -412,8 +411,8 @@ pub fn run<K>(
                         }
                     }
                     if builder.is_none() {
-                        match raw_object {
-                            Some(raw) => builder = Some(PatchBuilder::new(raw)),
+                        match object_json {
+                            Some(object) => builder = Some(PatchBuilder::new(object)),
                             // Nothing to patch against (validate endpoint, DELETE): report instead.
                             None => {
                                 verdict
@@ -463,10 +462,10 @@ pub fn run<K>(
                     if let Some(kept) = kept.as_ref().filter(|kept| kept.enforce) {
                         edits.retain(|edit| !kept.touches(edit));
                     }
-                    let Some(raw) = raw_object else {
+                    let Some(object) = object_json else {
                         continue;
                     };
-                    let mut shadow = PatchBuilder::new(raw);
+                    let mut shadow = PatchBuilder::new(object);
                     for edit in &edits {
                         if let Err(error) = shadow.apply(edit) {
                             verdict.warnings.push(warning_text(

@@ -93,16 +93,82 @@ enum Declared<'a> {
         managers: Vec<String>,
         sets: Vec<&'a Value>,
     },
-    /// The last-applied manifest's shape (borrowed from the annotation).
+    /// The last-applied manifest's shape (borrowed from the annotation), or one read ahead.
     LastApplied(Shape<'a>),
+    /// The shape a [`ReadAhead`] holds, for an annotation with its text.
+    ReadAhead(&'a ShapeOf<'a>),
     /// No applied configuration.
     Nothing,
 }
 
 /// The applied configuration of one request, read on first use and shared by every rule that
 /// asks (kept in the rule [`Context`]).
-#[derive(Debug, Default)]
-pub struct IntentCache<'a>(std::cell::OnceCell<Declared<'a>>);
+#[derive(Default)]
+pub struct IntentCache<'a>(
+    std::cell::OnceCell<Declared<'a>>,
+    Option<&'a (dyn ShapeSource + 'a)>,
+);
+
+impl<'a> IntentCache<'a> {
+    /// A cache that takes the last-applied configuration from `read_ahead` when the object's
+    /// annotation is its text.
+    pub fn with_read_ahead(read_ahead: Option<&'a (dyn ShapeSource + 'a)>) -> Self {
+        Self(std::cell::OnceCell::new(), read_ahead)
+    }
+}
+
+impl std::fmt::Debug for IntentCache<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("IntentCache")
+            .field(&self.0)
+            .field(&self.1.is_some())
+            .finish()
+    }
+}
+
+/// Where a review may find a last-applied configuration already read ([`ReadAhead`]); a trait
+/// object so that the read-ahead (lazily filled, so invariant in its lifetime) can be lent to
+/// reviews whose own borrows are shorter.
+pub trait ShapeSource {
+    /// The shape read from `text`, when this source holds that text (`Some(None)`: it does, and
+    /// the text is no manifest).
+    #[doc(hidden)]
+    fn shape_for(&self, text: &str) -> Option<Option<&ShapeOf<'_>>>;
+}
+
+/// The shape of a last-applied configuration (opaque outside this module).
+#[derive(Debug)]
+pub struct ShapeOf<'a>(Shape<'a>);
+
+/// A last-applied configuration read once for several reviews of one object: `check`, the
+/// evaluation API and the audit review each object at mutate and again, patched, at validate,
+/// with the annotation unchanged. Its parse (the annotation is as large as the object) was a
+/// tenth of the audit's evaluation time when each review did it. Read on first use.
+#[derive(Debug)]
+pub struct ReadAhead<'t> {
+    text: &'t str,
+    shape: std::cell::OnceCell<Option<ShapeOf<'t>>>,
+}
+
+impl<'t> ReadAhead<'t> {
+    /// For an annotation with this text.
+    pub fn new(text: &'t str) -> Self {
+        Self {
+            text,
+            shape: std::cell::OnceCell::new(),
+        }
+    }
+}
+
+impl ShapeSource for ReadAhead<'_> {
+    fn shape_for(&self, text: &str) -> Option<Option<&ShapeOf<'_>>> {
+        (self.text == text).then(|| {
+            self.shape
+                .get_or_init(|| read_last_applied(self.text).map(ShapeOf))
+                .as_ref()
+        })
+    }
+}
 
 /// The declared configuration an [`Intent`] reads: the request's shared one, or its own.
 #[derive(Debug)]
@@ -143,7 +209,7 @@ impl<'a, K: Resource> Intent<'a, K> {
         let declared = ctx
             .intent
             .0
-            .get_or_init(|| object.map_or(Declared::Nothing, |o| declared(o.meta())));
+            .get_or_init(|| object.map_or(Declared::Nothing, |o| declared(o.meta(), ctx.intent.1)));
         Self::with(
             ctx.operation.clone(),
             ctx.object,
@@ -154,7 +220,7 @@ impl<'a, K: Resource> Intent<'a, K> {
 
     /// The intent of a request with these parts (`old_object` is only read on UPDATE).
     pub fn new(operation: Operation, object: Option<&'a K>, old_object: Option<&'a K>) -> Self {
-        let declared = object.map_or(Declared::Nothing, |o| declared(o.meta()));
+        let declared = object.map_or(Declared::Nothing, |o| declared(o.meta(), None));
         Self::with(operation, object, old_object, DeclaredRef::Own(declared))
     }
 
@@ -177,7 +243,7 @@ impl<'a, K: Resource> Intent<'a, K> {
     pub fn source(&self) -> Source {
         match self.declared.get() {
             Declared::Apply { managers, .. } => Source::Apply(managers.clone()),
-            Declared::LastApplied(_) => Source::LastApplied,
+            Declared::LastApplied(_) | Declared::ReadAhead(_) => Source::LastApplied,
             Declared::Nothing => Source::Defaults,
         }
     }
@@ -188,6 +254,7 @@ impl<'a, K: Resource> Intent<'a, K> {
         match self.declared.get() {
             Declared::Apply { sets, .. } => Some(sets.iter().any(|set| fields_v1_has(set, path))),
             Declared::LastApplied(manifest) => Some(manifest_has(manifest, path)),
+            Declared::ReadAhead(manifest) => Some(manifest_has(&manifest.0, path)),
             Declared::Nothing => None,
         }
     }
@@ -265,7 +332,10 @@ impl<'a, K: Resource> Intent<'a, K> {
     }
 }
 
-fn declared(meta: &ObjectMeta) -> Declared<'_> {
+fn declared<'a>(
+    meta: &'a ObjectMeta,
+    read_ahead: Option<&'a (dyn ShapeSource + 'a)>,
+) -> Declared<'a> {
     let mut managers = Vec::new();
     let mut sets = Vec::new();
     for entry in meta.managed_fields.iter().flatten() {
@@ -280,15 +350,22 @@ fn declared(meta: &ObjectMeta) -> Declared<'_> {
     if !sets.is_empty() {
         return Declared::Apply { managers, sets };
     }
-    let last_applied = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(LAST_APPLIED))
-        .and_then(|text| serde_json::from_str::<Shape<'_>>(text).ok())
-        .filter(|shape| matches!(shape, Shape::Object(_)));
-    // An unreadable annotation is no declaration: fall back to the old object and defaults
-    // rather than treating every field as undeclared (which would make everything fillable).
-    last_applied.map_or(Declared::Nothing, Declared::LastApplied)
+    let Some(text) = meta.annotations.as_ref().and_then(|a| a.get(LAST_APPLIED)) else {
+        return Declared::Nothing;
+    };
+    if let Some(read) = read_ahead.and_then(|r| r.shape_for(text)) {
+        return read.map_or(Declared::Nothing, Declared::ReadAhead);
+    }
+    read_last_applied(text).map_or(Declared::Nothing, Declared::LastApplied)
+}
+
+/// The shape of a last-applied annotation. An unreadable annotation is no declaration (`None`):
+/// the caller falls back to the old object and defaults rather than treating every field as
+/// undeclared (which would make everything fillable).
+fn read_last_applied(text: &str) -> Option<Shape<'_>> {
+    serde_json::from_str::<Shape<'_>>(text)
+        .ok()
+        .filter(|shape| matches!(shape, Shape::Object(_)))
 }
 
 /// Splits `name=<value>` list-item steps.

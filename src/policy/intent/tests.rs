@@ -459,3 +459,67 @@ fn last_applied_is_read_for_its_shape_escapes_and_nulls_included() {
         "a number has no members"
     );
 }
+
+#[test]
+fn a_read_ahead_answers_only_for_the_text_it_holds_and_as_a_parse_would() {
+    let manifest = json!({"spec": {"revisionHistoryLimit": 10,
+        "template": {"spec": {"containers": [{"name": "app", "image": "nginx:1.25.3"}]}}}});
+    let object = deployment(defaulted(last_applied(manifest)));
+    let text = object.metadata.annotations.as_ref().expect("annotations")[LAST_APPLIED].clone();
+    let same = ReadAhead::new(&text);
+    let other_text = json!({"spec": {}}).to_string();
+    let other = ReadAhead::new(&other_text);
+    let broken = ReadAhead::new("{not json");
+
+    let read = |source: Option<&dyn ShapeSource>| {
+        let declared = declared(&object.metadata, source);
+        let kind = match &declared {
+            Declared::ReadAhead(_) => "read ahead",
+            Declared::LastApplied(_) => "parsed",
+            Declared::Apply { .. } => "apply",
+            Declared::Nothing => "nothing",
+        };
+        let intent = Intent::with(
+            Operation::Create,
+            Some(&object),
+            None,
+            DeclaredRef::Own(declared),
+        );
+        let paths: [&[&str]; 4] = [
+            &["spec", "revisionHistoryLimit"],
+            &["spec", "progressDeadlineSeconds"],
+            &[
+                "spec",
+                "template",
+                "spec",
+                "containers",
+                "name=app",
+                "image",
+            ],
+            &[
+                "spec",
+                "template",
+                "spec",
+                "containers",
+                "name=app",
+                "readinessProbe",
+            ],
+        ];
+        let answers: Vec<Option<bool>> = paths.iter().map(|p| intent.declares(p)).collect();
+        (kind, answers)
+    };
+    let (kind, parsed) = read(None);
+    assert_eq!(kind, "parsed");
+    assert_eq!(parsed, [Some(true), Some(false), Some(true), Some(false)]);
+    assert_eq!(read(Some(&same)), ("read ahead", parsed.clone()));
+    // Another object's annotation (or one the patch changed) is parsed, never borrowed.
+    assert_eq!(read(Some(&other)), ("parsed", parsed));
+    // An unreadable read-ahead only counts for its own text.
+    let unreadable = deployment(defaulted(
+        json!({"annotations": {LAST_APPLIED: "{not json"}}),
+    ));
+    assert!(matches!(
+        declared(&unreadable.metadata, Some(&broken)),
+        Declared::Nothing
+    ));
+}

@@ -170,7 +170,13 @@ mod tests {
             view: store,
             intent: Default::default(),
         };
-        let verdict = run(RULES, &ctx, Endpoint::Mutate, Some(&raw), None);
+        let verdict = run(
+            RULES,
+            &ctx,
+            Endpoint::Mutate,
+            Some(crate::policy::patch::ObjectJson::Sent(&raw)),
+            None,
+        );
         Outcome {
             patch: verdict
                 .patch
