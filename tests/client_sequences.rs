@@ -136,8 +136,6 @@ struct Sequence {
     name: &'static str,
     expected_replica_sets: usize,
     run: fn(&mut Cluster),
-    /// Why the sequence does not pass yet (the part of issue 9 still being built), or `None`.
-    awaiting: Option<&'static str>,
 }
 
 fn csa_apply_and_reapply(c: &mut Cluster) {
@@ -392,115 +390,96 @@ const SEQUENCES: &[Sequence] = &[
         name: "client-side apply, unchanged re-apply",
         expected_replica_sets: 1,
         run: csa_apply_and_reapply,
-        awaiting: None,
     },
     Sequence {
         name: "client-side apply: image change, re-apply of the Git manifest, Git revert",
         expected_replica_sets: 2,
         run: csa_image_change_then_reapply,
-        awaiting: None,
     },
     Sequence {
         name: "client-side apply of a manifest with a static change-cause",
         expected_replica_sets: 2,
         run: csa_static_cause,
-        awaiting: None,
     },
     Sequence {
         name: "client-side apply of rolling-update values written in Git",
         expected_replica_sets: 1,
         run: csa_explicit_strategy,
-        awaiting: None,
     },
     Sequence {
         name: "Argo CD-style client-side apply",
         expected_replica_sets: 2,
         run: argocd_style,
-        awaiting: None,
     },
     Sequence {
         name: "server-side apply (kubectl)",
         expected_replica_sets: 2,
         run: ssa_kubectl,
-        awaiting: None,
     },
     Sequence {
         name: "server-side apply (kubectl) of a manifest with a version label",
         expected_replica_sets: 2,
         run: ssa_kubectl_labelled,
-        awaiting: None,
     },
     Sequence {
         name: "Flux-style server-side apply",
         expected_replica_sets: 2,
         run: ssa_flux,
-        awaiting: None,
     },
     Sequence {
         name: "Flux-style server-side apply of a manifest with a version label",
         expected_replica_sets: 2,
         run: ssa_flux_labelled,
-        awaiting: None,
     },
     Sequence {
         name: "Argo CD-style server-side apply",
         expected_replica_sets: 2,
         run: ssa_argocd,
-        awaiting: None,
     },
     Sequence {
         name: "helm 3 install, upgrade, upgrade with no change",
         expected_replica_sets: 2,
         run: helm3,
-        awaiting: None,
     },
     Sequence {
         name: "helm 4 install, upgrade, upgrade with no change",
         expected_replica_sets: 2,
         run: helm4,
-        awaiting: None,
     },
     Sequence {
         name: "pause, set image, set env, resume",
         expected_replica_sets: 2,
         run: pause_set_image_set_env_resume,
-        awaiting: None,
     },
     Sequence {
         name: "undo to a revision created before the webhook",
         expected_replica_sets: 2,
         run: undo_to_pre_webhook_revision,
-        awaiting: None,
     },
     Sequence {
         name: "undo and undo back",
         expected_replica_sets: 2,
         run: undo_and_undo_back,
-        awaiting: None,
     },
     Sequence {
         name: "scale",
         expected_replica_sets: 1,
         run: scale,
-        awaiting: None,
     },
     Sequence {
         name: "replace with the live object",
         expected_replica_sets: 1,
         run: replace_with_live_object,
-        awaiting: None,
     },
     Sequence {
         name: "annotate",
         expected_replica_sets: 1,
         run: annotate,
-        awaiting: None,
     },
     Sequence {
         name: "annotate a Deployment created before the webhook",
         expected_replica_sets: 1,
         run: annotate_pre_webhook,
-        awaiting: None,
     },
 ];
 
@@ -537,47 +516,17 @@ fn run(sequence: &Sequence) -> Result<(), String> {
     Ok(())
 }
 
-fn failures(awaiting: bool) -> (usize, Vec<String>) {
-    let chosen: Vec<&Sequence> = SEQUENCES
-        .iter()
-        .filter(|s| s.awaiting.is_some() == awaiting)
-        .collect();
-    let failed = chosen
+#[test]
+fn no_sequence_makes_a_replica_set_the_user_did_not_cause() {
+    let failed: Vec<String> = SEQUENCES
         .iter()
         .filter_map(|s| run(s).err().map(|e| format!("{}: {e}", s.name)))
         .collect();
-    (chosen.len(), failed)
-}
-
-#[test]
-fn no_sequence_makes_a_replica_set_the_user_did_not_cause() {
-    let (count, failed) = failures(false);
     assert!(
         failed.is_empty(),
-        "{} of {count} sequence(s) failed:\n{}",
+        "{} of {} sequence(s) failed:\n{}",
         failed.len(),
-        failed.join("\n")
-    );
-    for sequence in SEQUENCES.iter().filter(|s| s.awaiting.is_some()) {
-        eprintln!(
-            "NOT YET CHECKED: {} (awaiting {})",
-            sequence.name,
-            sequence.awaiting.unwrap_or_default()
-        );
-    }
-}
-
-/// The sequences the rest of issue 9 makes pass: `cargo test --test client_sequences --
-/// --ignored` shows where that work stands. Not part of the gate until they pass; then their
-/// `awaiting` goes and they join the test above.
-#[test]
-#[ignore = "sequences awaiting the rest of issue 9 (see each one's `awaiting`)"]
-fn sequences_awaiting_issue_9() {
-    let (count, failed) = failures(true);
-    assert!(
-        failed.is_empty(),
-        "{} of {count} awaiting sequence(s) fail:\n{}",
-        failed.len(),
+        SEQUENCES.len(),
         failed.join("\n")
     );
 }
