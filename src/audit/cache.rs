@@ -40,7 +40,8 @@ pub enum Identity {
     /// By `metadata.uid` and `metadata.resourceVersion` (objects listed from the API server);
     /// by content when either is missing.
     ResourceVersion,
-    /// By content (objects read from files, whose versions say nothing).
+    /// By each object's content: for objects whose versions say nothing and whose text is not
+    /// at hand (the live loop reads files as [`Identity::File`]).
     Content,
     /// By the text of the file the objects were read from ([`file_identity`]): every object of
     /// a file is judged again when any byte of it changes. Hashing the text is a pass over bytes;
