@@ -1024,12 +1024,7 @@ mod tests {
     fn a_lent_document_gets_the_verdict_of_a_shared_one_and_comes_back_unchanged() {
         let policies = embedded_default();
         let (view, _) = LayeredView::new(&[], None);
-        let ctx = ReviewContext {
-            policies: &policies,
-            view: &view,
-            own_namespace: None,
-            now: std::time::SystemTime::now(),
-        };
+        let ctx = context(&policies, &view);
         let requester = Requester::default();
         let deployment = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
@@ -1079,6 +1074,16 @@ mod tests {
                 "- spec.old: 1",
             ]
         );
+    }
+
+    /// A review context without an own namespace, at the current time.
+    fn context<'a>(policies: &'a PolicySet, view: &'a dyn ClusterView) -> ReviewContext<'a> {
+        ReviewContext {
+            policies,
+            view,
+            own_namespace: None,
+            now: std::time::SystemTime::now(),
+        }
     }
 
     fn document(value: Value) -> Document {
@@ -1327,12 +1332,7 @@ mod tests {
         let documents: Vec<Document> = objects.into_iter().map(document).collect();
         let (view, _) = LayeredView::new(&documents, None);
         let policies = embedded_default();
-        let ctx = ReviewContext {
-            policies: &policies,
-            view: &view,
-            own_namespace: None,
-            now: std::time::SystemTime::now(),
-        };
+        let ctx = context(&policies, &view);
         let requester = Requester::default();
         let mut compared = 0;
         let mut judged = 0;

@@ -485,26 +485,15 @@ fn a_read_ahead_answers_only_for_the_text_it_holds_and_as_a_parse_would() {
             None,
             DeclaredRef::Own(declared),
         );
-        let paths: [&[&str]; 4] = [
-            &["spec", "revisionHistoryLimit"],
-            &["spec", "progressDeadlineSeconds"],
-            &[
-                "spec",
-                "template",
-                "spec",
-                "containers",
-                "name=app",
-                "image",
-            ],
-            &[
-                "spec",
-                "template",
-                "spec",
-                "containers",
-                "name=app",
-                "readinessProbe",
-            ],
+        let image: &[&str] = &[
+            "spec",
+            "template",
+            "spec",
+            "containers",
+            "name=app",
+            "image",
         ];
+        let paths = [HISTORY, &["spec", "progressDeadlineSeconds"], image, PROBE];
         let answers: Vec<Option<bool>> = paths.iter().map(|p| intent.declares(p)).collect();
         (kind, answers)
     };
