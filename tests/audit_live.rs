@@ -401,3 +401,103 @@ async fn serve_with_objects_audits_the_manifests_and_exports_metrics() {
         "{logs}"
     );
 }
+
+/// The `judged` and `reused` counts of every completed run in `logs` (the text log, colours
+/// and all), in order.
+fn run_counts(logs: &str) -> Vec<(u64, u64)> {
+    let plain = |line: &str| {
+        let mut text = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // An ANSI colour: ESC [ ... m.
+                chars.by_ref().find(|c| *c == 'm');
+            } else {
+                text.push(c);
+            }
+        }
+        text
+    };
+    let field = |line: &str, name: &str| -> Option<u64> {
+        let at = line.find(&format!(" {name}="))? + name.len() + 2;
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    logs.lines()
+        .filter(|line| line.contains("audit run complete"))
+        .map(plain)
+        .filter_map(|line| Some((field(&line, "judged")?, field(&line, "reused")?)))
+        .collect()
+}
+
+/// `serve --objects --audit` keeps a verdict while the file its object came from is byte for
+/// byte the same, and judges every object of an edited file again (the store, loaded at start,
+/// does not change here, so only the file's text decides).
+#[tokio::test]
+async fn serve_with_objects_judges_again_only_the_objects_of_an_edited_file() {
+    use std::ffi::OsStr;
+    const BIN: &str = env!("CARGO_BIN_EXE_rollout-guard");
+    let dir = common::TempDir::new("audit-files");
+    let certs = dir.0.join("certs");
+    let status = std::process::Command::new(BIN)
+        .args(["certs", "generate", "--out"])
+        .arg(&certs)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (cert, key) = (certs.join("tls.crt"), certs.join("tls.key"));
+    let objects = dir.0.join("objects");
+    std::fs::create_dir(&objects).unwrap();
+    let write = |name: &str, value: &Value| {
+        std::fs::write(
+            objects.join(name),
+            serde_json::to_vec_pretty(value).unwrap(),
+        )
+        .unwrap();
+    };
+    write("a.json", &fine("shop", "a"));
+    write("b.json", &all_down("shop", "b"));
+    let args: Vec<&OsStr> = vec![
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+        "--objects".as_ref(),
+        objects.as_os_str(),
+        "--audit".as_ref(),
+        "--audit-period".as_ref(),
+        "200ms".as_ref(),
+    ];
+    let server =
+        common::ServeProcess::spawn(BIN, dir.path("server.log"), &args, Duration::from_secs(60));
+    eventually("a run that reuses both verdicts", || {
+        run_counts(&server.logs()).contains(&(0, 2))
+    })
+    .await;
+    let runs = run_counts(&server.logs());
+    assert_eq!(runs[0], (2, 0), "the first run judges both: {runs:?}");
+
+    // b.json edited (its Deployment now keeps half of its pods): only it is judged again.
+    let mut edited = all_down("shop", "b");
+    edited["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] = json!("50%");
+    write("b.json", &edited);
+    let before = run_counts(&server.logs()).len();
+    // A run under way during the write may still have read the old b.json (and reused both).
+    let settled = |runs: &[(u64, u64)]| {
+        let judged_b = runs.iter().position(|run| *run == (1, 1));
+        judged_b.is_some_and(|at| runs[at + 1..].contains(&(0, 2)))
+    };
+    eventually("b judged again, then both reused", || {
+        settled(&run_counts(&server.logs())[before..])
+    })
+    .await;
+    let after = &run_counts(&server.logs())[before..];
+    assert!(
+        after.iter().all(|run| [(0, 2), (1, 1)].contains(run)),
+        "never more than the edited file's object judged: {after:?}"
+    );
+}
