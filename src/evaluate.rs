@@ -613,10 +613,16 @@ fn evaluate_parts(
     };
 
     // Mutate, as the API server calls it first. The engine reads the parsed object itself: no
-    // JSON text is written for it.
-    let mutated = match request.call(Endpoint::Mutate, object.get(), ctx) {
-        Ok(answer) => answer,
-        Err(message) => return invalid(report, message),
+    // JSON text is written for it. A kind no rule mutates (Services, Ingresses, HTTPRoutes: most
+    // of what the audit judges) is allowed there untouched, so it is not parsed for it; an object
+    // that does not read as its kind is then reported by the validate review, in the same words.
+    let mutated = if admission::mutates_kind(&api_version, &kind) {
+        match request.call(Endpoint::Mutate, object.get(), ctx) {
+            Ok(answer) => answer,
+            Err(message) => return invalid(report, message),
+        }
+    } else {
+        Answer::default()
     };
     if let Some(reason) = mutated.exempt {
         report.decision = Decision::NotChecked;
@@ -782,6 +788,7 @@ fn inverse_of(object: &Value, operation: &PatchOperation) -> Option<PatchOperati
 
 /// What one endpoint answered: what the API server reads from the response (allowed, patch,
 /// warnings), with the denial reasons and findings from the verdict.
+#[derive(Default)]
 struct Answer {
     exempt: Option<String>,
     warnings: Vec<String>,
@@ -1049,6 +1056,32 @@ mod tests {
         assert_eq!(
             decisions,
             [Decision::Patched, Decision::Patched, Decision::Allowed]
+        );
+    }
+
+    #[test]
+    fn kinds_no_rule_mutates_skip_the_mutate_review_and_still_report_unreadable_objects() {
+        assert!(admission::mutates_kind("apps/v1", "Deployment"));
+        for (api_version, kind) in [
+            ("v1", "Service"),
+            ("networking.k8s.io/v1", "Ingress"),
+            ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+            ("v1", "ConfigMap"),
+        ] {
+            assert!(!admission::mutates_kind(api_version, kind), "{kind}");
+        }
+        let policies = embedded_default();
+        let (view, _) = LayeredView::new(&[], None);
+        let ctx = context(&policies, &view);
+        let broken = document(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"namespace": "shop", "name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": "eighty"}}));
+        let evaluation = evaluate_one("u", &broken, &ctx, &Requester::default());
+        assert_eq!(evaluation.decision, Decision::Invalid);
+        let error = evaluation.error.unwrap_or_default();
+        assert!(
+            error.starts_with("object is not a valid Service: "),
+            "{error}"
         );
     }
 

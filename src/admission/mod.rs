@@ -226,6 +226,25 @@ fn reviewed_kind(group: &str, version: &str, kind: &str) -> Option<ReviewedKind>
     }
 }
 
+/// Whether any rule for objects of `apiVersion` + `kind` runs at `/mutate`. When none does,
+/// `/mutate` answers every such object allowed, with no patch, warning or finding, and callers
+/// that review an object at both endpoints (the audit, `check`) need not ask it.
+pub fn mutates_kind(api_version: &str, kind: &str) -> bool {
+    fn any_mutating<K>(rules: &[RuleEntry<K>]) -> bool {
+        rules
+            .iter()
+            .any(|rule| rule.phase == crate::policy::finding::RulePhase::Mutating)
+    }
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    match reviewed_kind(group, version, kind) {
+        Some(ReviewedKind::Deployment) => any_mutating(rules::deployment::RULES),
+        Some(ReviewedKind::Service) => any_mutating(rules::service::RULES),
+        Some(ReviewedKind::Ingress) => any_mutating(rules::ingress::RULES),
+        Some(ReviewedKind::HttpRoute) => any_mutating(rules::httproute::RULES),
+        None => false,
+    }
+}
+
 /// Whether rules are written for objects of `apiVersion` + `kind` (whether they run also depends
 /// on the namespace and the policies). A cheap first filter: no allocation.
 pub fn has_rules_for(api_version: &str, kind: &str) -> bool {
