@@ -345,13 +345,15 @@ async fn without_the_chosen_report_api_the_audit_still_runs_and_writes_nothing()
     task.await.unwrap();
 }
 
-/// `serve --objects --audit`: the real binary audits the manifests it was given (no API server,
-/// so no reports, said once in the log) and exports the violations on the admin port.
-#[tokio::test]
-async fn serve_with_objects_audits_the_manifests_and_exports_metrics() {
+/// The real binary: `serve --objects OBJECTS --audit --audit-period PERIOD`, with certificates
+/// made in `dir`.
+fn serve_audit(
+    dir: &common::TempDir,
+    objects: &std::path::Path,
+    period: &str,
+) -> common::ServeProcess {
     use std::ffi::OsStr;
     const BIN: &str = env!("CARGO_BIN_EXE_rollout-guard");
-    let dir = common::TempDir::new("audit-serve");
     let certs = dir.0.join("certs");
     let status = std::process::Command::new(BIN)
         .args(["certs", "generate", "--out"])
@@ -361,20 +363,27 @@ async fn serve_with_objects_audits_the_manifests_and_exports_metrics() {
         .unwrap();
     assert!(status.success());
     let (cert, key) = (certs.join("tls.crt"), certs.join("tls.key"));
-    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/manifests");
     let args: Vec<&OsStr> = vec![
         "--tls-cert".as_ref(),
         cert.as_os_str(),
         "--tls-key".as_ref(),
         key.as_os_str(),
         "--objects".as_ref(),
-        manifests.as_os_str(),
+        objects.as_os_str(),
         "--audit".as_ref(),
         "--audit-period".as_ref(),
-        "1h".as_ref(),
+        period.as_ref(),
     ];
-    let server =
-        common::ServeProcess::spawn(BIN, dir.path("server.log"), &args, Duration::from_secs(60));
+    common::ServeProcess::spawn(BIN, dir.path("server.log"), &args, Duration::from_secs(60))
+}
+
+/// `serve --objects --audit`: the real binary audits the manifests it was given (no API server,
+/// so no reports, said once in the log) and exports the violations on the admin port.
+#[tokio::test]
+async fn serve_with_objects_audits_the_manifests_and_exports_metrics() {
+    let dir = common::TempDir::new("audit-serve");
+    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/manifests");
+    let server = serve_audit(&dir, &manifests, "1h");
     let url = format!("http://{}/metrics", server.admin);
     let mut text = String::new();
     for _ in 0..1500 {
@@ -438,18 +447,7 @@ fn run_counts(logs: &str) -> Vec<(u64, u64)> {
 /// does not change here, so only the file's text decides).
 #[tokio::test]
 async fn serve_with_objects_judges_again_only_the_objects_of_an_edited_file() {
-    use std::ffi::OsStr;
-    const BIN: &str = env!("CARGO_BIN_EXE_rollout-guard");
     let dir = common::TempDir::new("audit-files");
-    let certs = dir.0.join("certs");
-    let status = std::process::Command::new(BIN)
-        .args(["certs", "generate", "--out"])
-        .arg(&certs)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let (cert, key) = (certs.join("tls.crt"), certs.join("tls.key"));
     let objects = dir.0.join("objects");
     std::fs::create_dir(&objects).unwrap();
     let write = |name: &str, value: &Value| {
@@ -461,19 +459,7 @@ async fn serve_with_objects_judges_again_only_the_objects_of_an_edited_file() {
     };
     write("a.json", &fine("shop", "a"));
     write("b.json", &all_down("shop", "b"));
-    let args: Vec<&OsStr> = vec![
-        "--tls-cert".as_ref(),
-        cert.as_os_str(),
-        "--tls-key".as_ref(),
-        key.as_os_str(),
-        "--objects".as_ref(),
-        objects.as_os_str(),
-        "--audit".as_ref(),
-        "--audit-period".as_ref(),
-        "200ms".as_ref(),
-    ];
-    let server =
-        common::ServeProcess::spawn(BIN, dir.path("server.log"), &args, Duration::from_secs(60));
+    let server = serve_audit(&dir, &objects, "200ms");
     eventually("a run that reuses both verdicts", || {
         run_counts(&server.logs()).contains(&(0, 2))
     })
