@@ -432,9 +432,9 @@ pub fn evaluate_one(
     evaluate_document(uid, document, ctx, requester, KeepPatched::Yes)
 }
 
-/// [`evaluate_one`] without `patched_object` (always `None`): the audit reports verdicts and
-/// findings, not objects, and an object without defaults to fill or a patch to apply is then
-/// never copied.
+/// [`evaluate_one`] without `patched_object` (always `None`) and the whole patch's `diff`
+/// (empty; each finding keeps its own lines): the audit reports verdicts and findings, not
+/// objects, and an object without defaults to fill or a patch to apply is then never copied.
 pub fn evaluate_verdict(
     uid: &str,
     document: &Document,
@@ -616,8 +616,10 @@ fn evaluate_parts(
     // JSON text is written for it. A kind no rule mutates (Services, Ingresses, HTTPRoutes: most
     // of what the audit judges) is allowed there untouched, so it is not parsed for it; an object
     // that does not read as its kind is then reported by the validate review, in the same words.
+    // The typed object mutate read, handed to validate (renewed after a patch, below).
+    let handover = admission::Handover::default();
     let mutated = if admission::mutates_kind(&api_version, &kind) {
-        match request.call(Endpoint::Mutate, object.get(), ctx) {
+        match request.call(Endpoint::Mutate, object.get(), ctx, &handover) {
             Ok(answer) => answer,
             Err(message) => return invalid(report, message),
         }
@@ -654,7 +656,11 @@ fn evaluate_parts(
                     )
                 }
             };
-        report.diff = readable_diff(object.get(), &mutated.patch);
+        // The whole patch as lines, for the reports that show objects (the audit's findings
+        // carry their own lines).
+        if keep_patched == KeepPatched::Yes {
+            report.diff = readable_diff(object.get(), &mutated.patch);
+        }
         let applied = match &mut object {
             Working::Lent(lent) => match apply_restorable(lent, &operations) {
                 Ok(Some(undo)) => {
@@ -673,16 +679,21 @@ fn evaluate_parts(
                 format!("internal: the mutate patch does not apply to the object: {error}"),
             );
         }
+        match &mut object {
+            Working::Lent(lent) => handover.renew_after_patch(lent, &operations),
+            Working::Owned(owned) => handover.renew_after_patch(owned, &operations),
+            Working::Borrowed(_) => handover.clear(),
+        }
         report.patch = mutated.patch;
     }
 
     // Validate sees the object as it would be stored: after every mutation.
-    let validated = request.call(Endpoint::Validate, object.get(), ctx);
+    let validated = request.call(Endpoint::Validate, object.get(), ctx, &handover);
     if keep_patched == KeepPatched::Yes {
         report.patched_object = Some(object.get().clone());
     }
     if let Working::Lent(lent) = &mut object {
-        if let Err(error) = json_patch::patch(lent, &restore) {
+        if let Err(error) = self::restore(lent, restore) {
             // Cannot happen (each inverse was taken just before its operation applied); said
             // rather than hidden, since the caller's object is then not what it lent.
             return invalid(
@@ -732,58 +743,123 @@ fn evaluate_parts(
 }
 
 /// Applies `operations` to `object` and returns the operations that restore it (in order), or
-/// `None`, with `object` as it was, when an operation has no plain inverse here (only adds,
-/// replaces and removes of object members are inverted; the engine makes no others).
+/// `None`, with `object` as it was, when an operation is not an add, replace or remove of an
+/// object member that applies as RFC 6902 says (the engine makes no others; the caller then
+/// applies the patch to a copy, which reports what is wrong).
 fn apply_restorable(
     object: &mut Value,
     operations: &[PatchOperation],
 ) -> Result<Option<Vec<PatchOperation>>, json_patch::PatchError> {
     let mut undo: Vec<PatchOperation> = Vec::with_capacity(operations.len());
-    let put_back = |object: &mut Value, undo: &mut Vec<PatchOperation>| {
-        undo.reverse();
-        json_patch::patch(object, undo)
-    };
     for operation in operations {
-        let Some(inverse) = inverse_of(object, operation) else {
-            put_back(object, &mut undo)?;
-            return Ok(None);
-        };
-        if let Err(error) = json_patch::patch(object, std::slice::from_ref(operation)) {
-            put_back(object, &mut undo)?;
-            return Err(error);
+        match apply_to_member(object, operation) {
+            Some(inverse) => undo.push(inverse),
+            None => {
+                undo.reverse();
+                restore(object, undo)?;
+                return Ok(None);
+            }
         }
-        undo.push(inverse);
     }
     undo.reverse();
     Ok(Some(undo))
 }
 
-/// The operation that undoes `operation` on `object` as it is now (before `operation` applies).
-fn inverse_of(object: &Value, operation: &PatchOperation) -> Option<PatchOperation> {
-    let path = operation.path();
-    let parent_is_object = path
-        .parent()
-        .and_then(|parent| object.pointer(parent.as_str()))
-        .is_some_and(Value::is_object);
-    if !parent_is_object {
-        return None;
+/// Applies the operations [`apply_restorable`] returned.
+fn restore(
+    object: &mut Value,
+    mut undo: Vec<PatchOperation>,
+) -> Result<(), json_patch::PatchError> {
+    undo.reverse();
+    while let Some(operation) = undo.pop() {
+        if apply_to_member(object, &operation).is_none() {
+            undo.push(operation);
+            undo.reverse();
+            return json_patch::patch(object, &undo);
+        }
     }
-    let current = object.pointer(path.as_str());
-    let path = path.to_buf();
-    match (operation, current) {
-        (PatchOperation::Add(_), None) => Some(PatchOperation::Remove(RemoveOperation { path })),
-        (PatchOperation::Add(_) | PatchOperation::Replace(_), Some(old)) => {
+    Ok(())
+}
+
+/// Applies an add, replace or remove of an object member as RFC 6902 does and returns its
+/// inverse; `None`, with `object` unchanged, for anything else or an operation that does not
+/// apply. Done here rather than by `json_patch`, whose pointer walk allocates every token.
+fn apply_to_member(object: &mut Value, operation: &PatchOperation) -> Option<PatchOperation> {
+    let pointer = operation.path().as_str();
+    let (parent, key) = pointer.rsplit_once('/')?;
+    let members = lookup_mut(object, parent)?.as_object_mut()?;
+    let key = unescape(key);
+    let path = operation.path().to_buf();
+    match operation {
+        PatchOperation::Add(add) => {
+            Some(match members.insert(key.into_owned(), add.value.clone()) {
+                None => PatchOperation::Remove(RemoveOperation { path }),
+                Some(old) => PatchOperation::Replace(ReplaceOperation { path, value: old }),
+            })
+        }
+        PatchOperation::Replace(replace) => {
+            let slot = members.get_mut(key.as_ref())?;
+            let old = std::mem::replace(slot, replace.value.clone());
             Some(PatchOperation::Replace(ReplaceOperation {
                 path,
-                value: old.clone(),
+                value: old,
             }))
         }
-        (PatchOperation::Remove(_), Some(old)) => Some(PatchOperation::Add(AddOperation {
-            path,
-            value: old.clone(),
-        })),
+        PatchOperation::Remove(_) => {
+            let old = members.remove(key.as_ref())?;
+            Some(PatchOperation::Add(AddOperation { path, value: old }))
+        }
         _ => None,
     }
+}
+
+/// An RFC 6901 reference token, unescaped; borrowed when it has no escape.
+fn unescape(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.contains('~') {
+        std::borrow::Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+    } else {
+        std::borrow::Cow::Borrowed(token)
+    }
+}
+
+/// An array index as RFC 6901 spells it (no sign, no leading zero).
+fn index_of(token: &str) -> Option<usize> {
+    let digits = token.bytes().all(|b| b.is_ascii_digit());
+    (digits && !token.is_empty() && (token == "0" || !token.starts_with('0')))
+        .then(|| token.parse().ok())
+        .flatten()
+}
+
+/// [`Value::pointer`] without allocating for tokens that have no escape.
+fn lookup<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let mut node = value;
+    for token in pointer.strip_prefix('/')?.split('/') {
+        node = match node {
+            Value::Object(members) => members.get(unescape(token).as_ref())?,
+            Value::Array(items) => items.get(index_of(token)?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// [`Value::pointer_mut`] without allocating for tokens that have no escape.
+fn lookup_mut<'v>(value: &'v mut Value, pointer: &str) -> Option<&'v mut Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let mut node = value;
+    for token in pointer.strip_prefix('/')?.split('/') {
+        node = match node {
+            Value::Object(members) => members.get_mut(unescape(token).as_ref())?,
+            Value::Array(items) => items.get_mut(index_of(token)?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
 }
 
 /// What one endpoint answered: what the API server reads from the response (allowed, patch,
@@ -851,12 +927,14 @@ impl Request<'_> {
         endpoint: Endpoint,
         object: &Value,
         ctx: &ReviewContext<'_>,
+        handover: &admission::Handover,
     ) -> Result<Answer, String> {
         let verdict = admission::judge_reading_ahead(
             endpoint,
             &self.envelope(Some(object)),
             ctx,
             self.read_ahead,
+            Some(handover),
         )?;
         let patch = if verdict.allowed() {
             verdict
@@ -913,10 +991,10 @@ pub fn readable_diff(before: &Value, patch: &[Value]) -> Vec<String> {
         let path = pointer
             .split('/')
             .skip(1)
-            .map(|token| token.replace("~1", "/").replace("~0", "~"))
+            .map(unescape)
             .collect::<Vec<_>>()
             .join(".");
-        let old = before.pointer(pointer);
+        let old = lookup(before, pointer);
         match operation["op"].as_str().unwrap_or_default() {
             "add" if old.is_none() => added(&path, &operation["value"], &mut lines),
             "add" | "replace" => lines.push(format!(
@@ -974,6 +1052,11 @@ mod tests {
                 true,
             ),
             (
+                json!([{"op": "add", "path": "/metadata/labels/a~0b~1c", "value": "x"},
+                    {"op": "remove", "path": "/metadata/labels/app"}]),
+                true,
+            ),
+            (
                 json!([{"op": "replace", "path": "/spec/minReadySeconds", "value": 5},
                     {"op": "remove", "path": "/spec/replicas"}]),
                 true,
@@ -1024,6 +1107,13 @@ mod tests {
             apply_restorable(&mut lent, &failing),
             Ok(Some(_))
         ));
+        assert_eq!(lent, object);
+        let missing: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "replace", "path": "/spec/minReadySeconds", "value": 5},
+            {"op": "remove", "path": "/metadata/labels/absent"},
+        ]))
+        .unwrap();
+        assert!(matches!(apply_restorable(&mut lent, &missing), Ok(None)));
         assert_eq!(lent, object);
     }
 
@@ -1369,6 +1459,7 @@ mod tests {
         let requester = Requester::default();
         let mut compared = 0;
         let mut judged = 0;
+        let mut patched = 0;
         for (index, document) in documents.iter().enumerate() {
             let mut object = document.value.clone();
             let text = |field: &str| object[field].as_str().unwrap_or_default().to_owned();
@@ -1380,19 +1471,26 @@ mod tests {
                 .as_str()
                 .unwrap_or("default")
                 .to_owned();
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let request = Request {
                 uid: &format!("equivalence-{index}"),
                 api_version: &api_version,
                 kind: &kind,
                 namespace: &namespace,
-                name: object["metadata"]["name"].as_str().unwrap_or_default(),
+                name: &name,
                 requester: &requester,
                 read_ahead: None,
             };
+            // Validate reviews the object as mutate patched it, as the API server sends it,
+            // with the typed object mutate read handed over as the evaluation hands it.
+            let handover = admission::Handover::default();
             for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
                 let body = admission_review_body(&request, &object);
                 let reviewed = admission::review(endpoint, &body, &ctx).unwrap();
-                let direct = request.call(endpoint, &object, &ctx);
+                let direct = request.call(endpoint, &object, &ctx, &handover);
                 let at = format!("{} {endpoint:?}", document.value["metadata"]["name"]);
                 let answer = match (&reviewed.invalid, direct) {
                     (Some(message), Err(direct)) => {
@@ -1420,11 +1518,19 @@ mod tests {
                 assert_eq!(reviewed.verdict.rules_run, answer.rules_run, "{at}");
                 compared += 1;
                 judged += usize::from(answer.exempt.is_none());
+                if endpoint == Endpoint::Mutate && !answer.patch.is_empty() {
+                    let operations: json_patch::Patch =
+                        serde_json::from_value(Value::Array(answer.patch)).unwrap();
+                    json_patch::patch(&mut object, &operations).unwrap();
+                    handover.renew_after_patch(&mut object, &operations);
+                    patched += 1;
+                }
             }
         }
         assert!(
-            compared > 200 && judged > 100,
-            "only {compared} answers compared ({judged} judged by rules): fixtures not found?"
+            compared > 200 && judged > 100 && patched > 20,
+            "only {compared} answers compared ({judged} judged by rules, {patched} patched): \
+             fixtures not found?"
         );
     }
 }

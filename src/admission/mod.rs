@@ -116,7 +116,7 @@ pub fn judge(
     req: &request::Request<'_>,
     ctx: &ReviewContext<'_>,
 ) -> Result<Verdict, String> {
-    judge_reading_ahead(endpoint, req, ctx, None)
+    judge_reading_ahead(endpoint, req, ctx, None, None)
 }
 
 /// [`judge`], taking the object's last-applied configuration from `read_ahead` when it holds
@@ -126,6 +126,7 @@ pub fn judge_reading_ahead(
     req: &request::Request<'_>,
     ctx: &ReviewContext<'_>,
     read_ahead: Option<&dyn ShapeSource>,
+    handover: Option<&Handover>,
 ) -> Result<Verdict, String> {
     let (kind, policy) = match screen(req, ctx) {
         Screened::Answered(verdict) => return Ok(*verdict),
@@ -139,6 +140,7 @@ pub fn judge_reading_ahead(
         policy,
         ctx,
         read_ahead,
+        handover,
     };
     match kind {
         ReviewedKind::Deployment => target.evaluate::<Deployment>(rules::deployment::RULES),
@@ -291,6 +293,7 @@ struct Target<'a> {
     policy: &'a crate::policy::RolloutPolicy,
     ctx: &'a ReviewContext<'a>,
     read_ahead: Option<&'a (dyn ShapeSource + 'a)>,
+    handover: Option<&'a Handover>,
 }
 
 impl Target<'_> {
@@ -298,11 +301,15 @@ impl Target<'_> {
     /// does not read as its kind.
     fn evaluate<K>(&self, rules: &[RuleEntry<K>]) -> Result<Verdict, String>
     where
-        K: DeserializeOwned + kube::Resource<DynamicType = ()>,
+        K: DeserializeOwned + kube::Resource<DynamicType = ()> + 'static,
     {
         let req = self.req;
         let kind = &req.kind.kind;
-        let object: Option<K> = parse(req.object, "object", kind)?;
+        let handed = self.handover.and_then(Handover::take::<K>);
+        let object: Option<K> = match handed {
+            Some(object) => Some(object),
+            None => parse(req.object, "object", kind)?,
+        };
         let old_object: Option<K> = parse(req.old_object, "oldObject", kind)?;
         let needs_object = matches!(req.operation, Operation::Create | Operation::Update);
         if needs_object && object.is_none() {
@@ -349,6 +356,174 @@ impl Target<'_> {
                 self.ctx.view,
             ),
         }
+        if let (Some(handover), Some(object)) = (self.handover, object) {
+            handover.keep(object);
+        }
         Ok(verdict)
+    }
+}
+
+/// The typed object one review of an object hands to the next review of the same object: the
+/// evaluation (`check`, the API, the audit) reviews each object at mutate and again at validate,
+/// and the typed parse of a Deployment was a third of the audit's evaluation time. It holds
+/// only what reading the next review's object would give: the caller clears it, or renews it
+/// with [`Handover::renew_after_patch`], when the object changes between the reviews.
+#[derive(Default)]
+pub struct Handover {
+    object: std::cell::RefCell<Option<Box<dyn std::any::Any>>>,
+}
+
+impl Handover {
+    fn take<K: 'static>(&self) -> Option<K> {
+        let object = self.object.borrow_mut().take()?;
+        object.downcast::<K>().ok().map(|object| *object)
+    }
+
+    fn keep<K: 'static>(&self, object: K) {
+        *self.object.borrow_mut() = Some(Box::new(object));
+    }
+
+    /// Forgets the object: the next review reads its own.
+    pub fn clear(&self) {
+        self.object.borrow_mut().take();
+    }
+
+    /// After `operations` were applied to `patched` (the object the kept one was read from):
+    /// keeps the typed `patched`, read again except for a Deployment's pod spec when no
+    /// operation touches it (the pod spec is most of a Deployment, and the engine's patches
+    /// touch labels, annotations and rollout settings); clears it when that cannot be done.
+    /// `patched` is as it was when this returns.
+    pub fn renew_after_patch(
+        &self,
+        patched: &mut serde_json::Value,
+        operations: &[json_patch::PatchOperation],
+    ) {
+        const POD_SPEC: &str = "/spec/template/spec";
+        let Some(mut kept) = self.take::<Deployment>() else {
+            self.clear();
+            return;
+        };
+        // Neither the pod spec, nor in it, nor one of the members that hold it.
+        let within = |outer: &str, inner: &str| {
+            inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        let disjoint = |path: &str| !within(POD_SPEC, path) && !within(path, POD_SPEC);
+        let plain = operations.iter().all(|operation| {
+            matches!(
+                operation,
+                json_patch::PatchOperation::Add(_)
+                    | json_patch::PatchOperation::Replace(_)
+                    | json_patch::PatchOperation::Remove(_)
+            ) && disjoint(operation.path().as_str())
+        });
+        let pod_spec = kept
+            .spec
+            .as_mut()
+            .and_then(|spec| spec.template.spec.take());
+        let Some(subtree) = patched.pointer_mut(POD_SPEC).filter(|_| plain) else {
+            return;
+        };
+        let (Some(pod_spec), false) = (pod_spec, subtree.is_null()) else {
+            return;
+        };
+        let taken = std::mem::take(subtree);
+        let renewed = <Deployment as serde::Deserialize>::deserialize(&*patched);
+        if let Some(slot) = patched.pointer_mut(POD_SPEC) {
+            *slot = taken;
+        }
+        if let Ok(mut renewed) = renewed {
+            if let Some(spec) = renewed.spec.as_mut() {
+                spec.template.spec = Some(pod_spec);
+                self.keep(renewed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn deployment() -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "shop/web:1.4.2",
+                        "env": [{"name": "MODE", "value": "blue"}]}]},
+                },
+            },
+        })
+    }
+
+    fn read(value: &Value) -> Deployment {
+        serde_json::from_value(value.clone()).expect("a Deployment")
+    }
+
+    #[test]
+    fn a_renewed_handover_holds_what_reading_the_patched_object_gives() {
+        // (patch, whether the typed object is renewed rather than read again by validate)
+        let cases = [
+            (
+                json!([{"op": "add", "path": "/metadata/labels/app.kubernetes.io~1version", "value": "1.4.2"},
+                    {"op": "add", "path": "/spec/minReadySeconds", "value": 5},
+                    {"op": "add", "path": "/spec/template/metadata/labels/version", "value": "1.4.2"}]),
+                true,
+            ),
+            (
+                json!([{"op": "add", "path": "/spec/template/spec/containers/0/readinessProbe",
+                    "value": {"tcpSocket": {"port": 8080}}}]),
+                false,
+            ),
+            (
+                json!([{"op": "replace", "path": "/spec/template", "value": {"spec": {"containers": []}}}]),
+                false,
+            ),
+            (
+                json!([{"op": "add", "path": "/spec/template/specs", "value": 1}]),
+                true,
+            ),
+        ];
+        for (patch, renewed) in cases {
+            let operations: json_patch::Patch = serde_json::from_value(patch.clone()).unwrap();
+            let original = deployment();
+            let handover = Handover::default();
+            handover.keep(read(&original));
+            let mut patched = original.clone();
+            json_patch::patch(&mut patched, &operations).unwrap();
+            let before = patched.clone();
+            handover.renew_after_patch(&mut patched, &operations);
+            assert_eq!(
+                patched, before,
+                "the patched object is given back as it was: {patch}"
+            );
+            match handover.take::<Deployment>() {
+                Some(typed) => {
+                    assert!(renewed, "{patch}");
+                    assert_eq!(typed, read(&patched), "{patch}");
+                }
+                None => assert!(!renewed, "validate reads its own object: {patch}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_handover_gives_only_the_kind_it_holds() {
+        let handover = Handover::default();
+        handover.keep(read(&deployment()));
+        assert!(handover.take::<Service>().is_none());
+        assert!(
+            handover.take::<Deployment>().is_none(),
+            "taken (and dropped) once"
+        );
+        handover.keep(read(&deployment()));
+        handover.clear();
+        assert!(handover.take::<Deployment>().is_none());
     }
 }
