@@ -35,7 +35,6 @@ use kube::Resource;
 use std::borrow::Cow;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::policy::engine::Context;
@@ -93,8 +92,8 @@ enum Declared<'a> {
         managers: Vec<String>,
         sets: Vec<&'a Value>,
     },
-    /// The last-applied manifest's shape (borrowed from the annotation), or one read ahead.
-    LastApplied(Shape<'a>),
+    /// The last-applied manifest (borrowed from the annotation), or one read ahead.
+    LastApplied(Manifest<'a>),
     /// The shape a [`ReadAhead`] holds, for an annotation with its text.
     ReadAhead(&'a ShapeOf<'a>),
     /// No applied configuration.
@@ -138,7 +137,7 @@ pub trait ShapeSource {
 
 /// The shape of a last-applied configuration (opaque outside this module).
 #[derive(Debug)]
-pub struct ShapeOf<'a>(Shape<'a>);
+pub struct ShapeOf<'a>(Manifest<'a>);
 
 /// A last-applied configuration read once for several reviews of one object: `check`, the
 /// evaluation API and the audit review each object at mutate and again, patched, at validate,
@@ -164,7 +163,7 @@ impl ShapeSource for ReadAhead<'_> {
     fn shape_for(&self, text: &str) -> Option<Option<&ShapeOf<'_>>> {
         (self.text == text).then(|| {
             self.shape
-                .get_or_init(|| read_last_applied(self.text).map(ShapeOf))
+                .get_or_init(|| Manifest::read(self.text).map(ShapeOf))
                 .as_ref()
         })
     }
@@ -253,8 +252,8 @@ impl<'a, K: Resource> Intent<'a, K> {
     pub fn declares(&self, path: &FieldPath<'_>) -> Option<bool> {
         match self.declared.get() {
             Declared::Apply { sets, .. } => Some(sets.iter().any(|set| fields_v1_has(set, path))),
-            Declared::LastApplied(manifest) => Some(manifest_has(manifest, path)),
-            Declared::ReadAhead(manifest) => Some(manifest_has(&manifest.0, path)),
+            Declared::LastApplied(manifest) => Some(manifest.has(path)),
+            Declared::ReadAhead(manifest) => Some(manifest.0.has(path)),
             Declared::Nothing => None,
         }
     }
@@ -356,16 +355,65 @@ fn declared<'a>(
     if let Some(read) = read_ahead.and_then(|r| r.shape_for(text)) {
         return read.map_or(Declared::Nothing, Declared::ReadAhead);
     }
-    read_last_applied(text).map_or(Declared::Nothing, Declared::LastApplied)
+    Manifest::read(text).map_or(Declared::Nothing, Declared::LastApplied)
 }
 
-/// The shape of a last-applied annotation. An unreadable annotation is no declaration (`None`):
-/// the caller falls back to the old object and defaults rather than treating every field as
-/// undeclared (which would make everything fillable).
-fn read_last_applied(text: &str) -> Option<Shape<'_>> {
-    serde_json::from_str::<Shape<'_>>(text)
-        .ok()
-        .filter(|shape| matches!(shape, Shape::Object(_)))
+/// Members whose values no rule asks into: a pod's lists of environment variables, mounts,
+/// volumes and arguments, most of a manifest's text. The first shape read of a manifest leaves
+/// them out ([`Shape::Skipped`]); a question that reaches one reads the whole manifest.
+const SKIPPED_MEMBERS: &[&str] = &[
+    "args",
+    "command",
+    "env",
+    "envFrom",
+    "tolerations",
+    "volumeMounts",
+    "volumes",
+];
+
+/// A last-applied manifest: its text, its shape without the [`SKIPPED_MEMBERS`], and the whole
+/// shape, read only when a question reaches a skipped member.
+#[derive(Debug)]
+pub(crate) struct Manifest<'a> {
+    text: &'a str,
+    pruned: Shape<'a>,
+    /// Owned (read rarely): a borrowed one would make the manifest invariant in `'a`, and a
+    /// read-ahead manifest is lent to reviews whose borrows are shorter.
+    whole: std::cell::OnceCell<Option<Shape<'static>>>,
+}
+
+impl<'a> Manifest<'a> {
+    /// The manifest of a last-applied annotation. An unreadable annotation is no declaration
+    /// (`None`): the caller falls back to the old object and defaults rather than treating every
+    /// field as undeclared (which would make everything fillable).
+    fn read(text: &'a str) -> Option<Self> {
+        let pruned = read_shape(text, SKIPPED_MEMBERS)?;
+        Some(Self {
+            text,
+            pruned,
+            whole: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// Whether the manifest has a non-null value at `path`.
+    fn has(&self, path: &FieldPath<'_>) -> bool {
+        manifest_has(&self.pruned, path).unwrap_or_else(|| {
+            self.whole
+                .get_or_init(|| read_shape(self.text, &[]).map(Shape::into_owned))
+                .as_ref()
+                .and_then(|whole| manifest_has(whole, path))
+                .unwrap_or(false)
+        })
+    }
+}
+
+/// The shape of a manifest's text, without the values of `skipped` members; `None` unless the
+/// text is a JSON object.
+fn read_shape<'a>(text: &'a str, skipped: &'static [&'static str]) -> Option<Shape<'a>> {
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let shape = ShapeSeed { skipped }.deserialize(&mut reader).ok()?;
+    reader.end().ok()?;
+    matches!(shape, Shape::Object(_)).then_some(shape)
 }
 
 /// Splits `name=<value>` list-item steps.
@@ -402,11 +450,13 @@ fn fields_v1_has(set: &Value, path: &FieldPath<'_>) -> bool {
     true
 }
 
-/// Whether a manifest (the last-applied configuration) has a non-null value at `path`.
-fn manifest_has(manifest: &Shape<'_>, path: &FieldPath<'_>) -> bool {
+/// Whether a manifest (the last-applied configuration) has a non-null value at `path`; `None`
+/// when the answer lies in a member that was not read ([`Shape::Skipped`]).
+fn manifest_has(manifest: &Shape<'_>, path: &FieldPath<'_>) -> Option<bool> {
     let mut node = manifest;
     for step in path {
         let next = match (list_item(step), node) {
+            (_, Shape::Skipped) => return None,
             (Some(name), Shape::Array(items)) => {
                 items.iter().find(|item| item.name() == Some(name))
             }
@@ -418,10 +468,13 @@ fn manifest_has(manifest: &Shape<'_>, path: &FieldPath<'_>) -> bool {
         };
         match next {
             Some(child) => node = child,
-            None => return false,
+            None => return Some(false),
         }
     }
-    !matches!(node, Shape::Null)
+    match node {
+        Shape::Skipped => None,
+        node => Some(!matches!(node, Shape::Null)),
+    }
 }
 
 /// A manifest read only for which fields it has: members, list items by `name`, and no values
@@ -437,9 +490,27 @@ enum Shape<'a> {
     Scalar,
     Object(Vec<(Cow<'a, str>, Shape<'a>)>),
     Array(Vec<Shape<'a>>),
+    /// A member whose value was not read (see [`SKIPPED_MEMBERS`]).
+    Skipped,
 }
 
 impl Shape<'_> {
+    fn into_owned(self) -> Shape<'static> {
+        match self {
+            Shape::Null => Shape::Null,
+            Shape::Str(text) => Shape::Str(Cow::Owned(text.into_owned())),
+            Shape::Scalar => Shape::Scalar,
+            Shape::Object(members) => Shape::Object(
+                members
+                    .into_iter()
+                    .map(|(key, value)| (Cow::Owned(key.into_owned()), value.into_owned()))
+                    .collect(),
+            ),
+            Shape::Array(items) => Shape::Array(items.into_iter().map(Shape::into_owned).collect()),
+            Shape::Skipped => Shape::Skipped,
+        }
+    }
+
     /// The `name` member of an object, when it is a string.
     fn name(&self) -> Option<&str> {
         let Shape::Object(members) = self else {
@@ -452,13 +523,21 @@ impl Shape<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Shape<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ShapeVisitor)
+/// Reads a [`Shape`], leaving out the values of the `skipped` members.
+#[derive(Clone, Copy)]
+struct ShapeSeed {
+    skipped: &'static [&'static str],
+}
+
+impl<'de> DeserializeSeed<'de> for ShapeSeed {
+    type Value = Shape<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(ShapeVisitor(self))
     }
 }
 
-struct ShapeVisitor;
+struct ShapeVisitor(ShapeSeed);
 
 impl<'de> Visitor<'de> for ShapeVisitor {
     type Value = Shape<'de>;
@@ -501,7 +580,7 @@ impl<'de> Visitor<'de> for ShapeVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(self.0)? {
             items.push(item);
         }
         Ok(Shape::Array(items))
@@ -510,7 +589,13 @@ impl<'de> Visitor<'de> for ShapeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            members.push((key, map.next_value()?));
+            let value = if self.0.skipped.contains(&key.as_ref()) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                Shape::Skipped
+            } else {
+                map.next_value_seed(self.0)?
+            };
+            members.push((key, value));
         }
         Ok(Shape::Object(members))
     }

@@ -461,6 +461,56 @@ fn last_applied_is_read_for_its_shape_escapes_and_nulls_included() {
 }
 
 #[test]
+fn questions_into_the_lists_first_left_unread_get_the_answers_of_the_whole_manifest() {
+    // `env`, `volumeMounts`, `args` ... are skipped by the first read (no rule asks into
+    // them); a question that reaches one reads the whole manifest, with or without a
+    // read-ahead.
+    let manifest = json!({"spec": {"template": {"spec": {
+        "containers": [{"name": "app", "image": "nginx:1.25.3",
+            "env": [{"name": "MODE", "value": "blue"}], "args": [],
+            "readinessProbe": {"httpGet": {"port": 80}}}],
+        "volumes": null}}}});
+    let object = deployment(defaulted(last_applied(manifest)));
+    let text = object.metadata.annotations.as_ref().expect("annotations")[LAST_APPLIED].clone();
+    let read_ahead = ReadAhead::new(&text);
+    let container = |rest: &[&'static str]| {
+        let mut path = vec!["spec", "template", "spec", "containers", "name=app"];
+        path.extend_from_slice(rest);
+        path
+    };
+    let cases: [(Vec<&str>, bool); 8] = [
+        (container(&["env"]), true),
+        (container(&["env", "name=MODE"]), true),
+        (container(&["env", "name=MODE", "value"]), true),
+        (container(&["env", "name=OTHER"]), false),
+        (container(&["args"]), true),
+        (container(&["volumeMounts"]), false),
+        (vec!["spec", "template", "spec", "volumes"], false),
+        (container(&["readinessProbe", "httpGet", "port"]), true),
+    ];
+    for source in [None, Some(&read_ahead as &dyn ShapeSource)] {
+        let context_free = Intent::new(Operation::Create, Some(&object), None);
+        let cache = IntentCache::with_read_ahead(source);
+        let read = cache.0.get_or_init(|| declared(object.meta(), cache.1));
+        let shared = Intent::with(
+            Operation::Create,
+            Some(&object),
+            None,
+            DeclaredRef::Shared(read),
+        );
+        for (path, expected) in &cases {
+            assert_eq!(context_free.declares(path), Some(*expected), "{path:?}");
+            assert_eq!(
+                shared.declares(path),
+                Some(*expected),
+                "{path:?} (read ahead: {})",
+                source.is_some()
+            );
+        }
+    }
+}
+
+#[test]
 fn a_read_ahead_answers_only_for_the_text_it_holds_and_as_a_parse_would() {
     let manifest = json!({"spec": {"revisionHistoryLimit": 10,
         "template": {"spec": {"containers": [{"name": "app", "image": "nginx:1.25.3"}]}}}});
