@@ -65,6 +65,7 @@ fn state(view: Arc<dyn ClusterView>, auth: ApiAuth, rate: u32) -> AppState {
             limiter: RateLimiter::new(rate),
             policy_source: "embedded default".into(),
         }),
+        reviews_in_flight: Arc::default(),
     }
 }
 

@@ -104,6 +104,7 @@ async fn the_leader_audits_pages_writes_reports_and_reruns_after_a_policy_reload
     let metrics = Arc::new(AuditMetrics::default());
     let audit = LiveAudit::new(
         AuditSettings {
+            reviews_in_flight: None,
             period: Duration::from_secs(3600),
             reports: ReportsSetting::Auto,
             result_cap: 100,
@@ -242,6 +243,7 @@ async fn a_run_that_loses_leadership_mid_list_stops_and_the_next_lead_completes(
     let metrics = Arc::new(AuditMetrics::default());
     let audit = LiveAudit::new(
         AuditSettings {
+            reviews_in_flight: None,
             period: Duration::from_secs(3600),
             reports: ReportsSetting::Auto,
             result_cap: 100,
@@ -313,6 +315,7 @@ async fn without_the_chosen_report_api_the_audit_still_runs_and_writes_nothing()
     let metrics = Arc::new(AuditMetrics::default());
     let audit = LiveAudit::new(
         AuditSettings {
+            reviews_in_flight: None,
             period: Duration::from_secs(3600),
             reports: ReportsSetting::Openreports,
             result_cap: 100,

@@ -188,6 +188,7 @@ pub fn run_cached(
                     .map(|k| store.generation(*k))
                     .collect();
                 view.take_consulted();
+                options.give_way();
                 let evaluation = evaluate_verdict_lent(
                     &format!("audit-{}", index + 1),
                     document,

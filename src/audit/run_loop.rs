@@ -51,6 +51,9 @@ pub struct AuditSettings {
     pub writer: WriterSettings,
     /// rollout-guard's own namespace (never governed, as in admission).
     pub own_namespace: Option<String>,
+    /// The webhook's admission reviews in flight, which the audit gives way to
+    /// ([`AuditOptions::give_way`]); `None` for an audit without a webhook beside it.
+    pub reviews_in_flight: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 /// Where the audited objects come from.
@@ -302,6 +305,7 @@ impl LiveAudit {
         // one page by a different clock than the next.
         let options = Arc::new(AuditOptions {
             own_namespace: self.settings.own_namespace.clone(),
+            reviews_in_flight: self.settings.reviews_in_flight.clone(),
             ..AuditOptions::at(std::time::SystemTime::now())
         });
         let stopped = || !*leading.borrow() || *shutdown.borrow();
@@ -332,6 +336,7 @@ impl LiveAudit {
                         let (judged, page_cpu) = self
                             .thread
                             .run(move || {
+                                options.give_way();
                                 let (items, next) = page.read()?;
                                 let count = items.len();
                                 let mut documents: Vec<Document> =
@@ -378,6 +383,7 @@ impl LiveAudit {
                         .run(move || {
                             // Reading and parsing the file is not the audit's cost in a
                             // cluster (the list does it there): only the evaluation is timed.
+                            options.give_way();
                             let text = std::fs::read_to_string(&file).map_err(|source| {
                                 crate::manifest::ManifestError::Io {
                                     path: file.clone(),

@@ -495,3 +495,20 @@ spec: {replicas: "three"}
     assert_eq!(first["result"], "error");
     assert_eq!(first["policy"], "object");
 }
+
+#[test]
+fn the_audit_gives_way_only_while_reviews_are_in_flight_and_never_for_ever() {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let options = AuditOptions {
+        reviews_in_flight: Some(Arc::clone(&in_flight)),
+        ..AuditOptions::at(SystemTime::now())
+    };
+    // Nothing in flight (or no webhook beside the audit): no wait at all, so a wait would show.
+    options.give_way();
+    AuditOptions::at(SystemTime::now()).give_way();
+    // A review that never ends: the audit waits its longest, then goes on.
+    in_flight.store(1, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    options.give_way();
+    assert!(started.elapsed() >= GIVE_WAY_AT_MOST);
+}

@@ -114,6 +114,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         limiter: api::RateLimiter::new(args.api_rate_limit),
         policy_source: policy_source.clone(),
     });
+    // Shared by the admission handlers and the audit, which gives way to them.
+    let reviews_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let state = AppState {
         policies: active.clone(),
         view,
@@ -123,6 +125,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         api,
+        reviews_in_flight: Arc::clone(&reviews_in_flight),
     };
 
     let resolver = Arc::new(tls::ReloadingCert::new(loaded.key));
@@ -182,6 +185,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             active.clone(),
             Arc::clone(&metrics.audit),
             Arc::clone(&readiness),
+            reviews_in_flight,
         )
         .await?
     } else {
@@ -244,6 +248,7 @@ async fn start_audit(
     policies: ActivePolicies,
     metrics: Arc<crate::audit::live_metrics::AuditMetrics>,
     readiness: Arc<Readiness>,
+    reviews_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     use crate::audit::lease::{self, LeaseElector, LeaseSettings};
     use crate::audit::run_loop::{AuditSettings, AuditSource, LiveAudit};
@@ -258,6 +263,7 @@ async fn start_audit(
             writes_per_second: args.audit_writes_per_second,
         },
         own_namespace: args.namespace.clone(),
+        reviews_in_flight: Some(reviews_in_flight),
     };
     // Flips when shutdown begins, for the audit loop (a run in progress stops, unwritten).
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -50,6 +50,24 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The evaluation API's authentication, rate limit and policy source (`/v1/...` only).
     pub api: Arc<crate::server::api::ApiState>,
+    /// Admission reviews being answered now (the background audit gives way to them).
+    pub reviews_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a review in flight for as long as it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Why a request gets no AdmissionReview.
@@ -246,6 +264,7 @@ async fn validate(State(state): State<AppState>, request: Request) -> Response {
 
 /// decode → review → respond, timed and counted.
 async fn admit(state: AppState, endpoint: Endpoint, request: Request) -> Response {
+    let _in_flight = InFlight::enter(&state.reviews_in_flight);
     let started = Instant::now();
     let response = match answer(&state, endpoint, request, started).await {
         Ok(reviewed) => {
@@ -486,6 +505,7 @@ mod tests {
                 limiter: crate::server::api::RateLimiter::new(0),
                 policy_source: "embedded default".into(),
             }),
+            reviews_in_flight: Arc::default(),
         }
     }
 
@@ -534,6 +554,20 @@ mod tests {
             .unwrap()
     }
 
+    #[test]
+    fn a_review_counts_as_in_flight_while_it_lives() {
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        let read = || count.load(std::sync::atomic::Ordering::Relaxed);
+        let first = InFlight::enter(&count);
+        {
+            let _second = InFlight::enter(&count);
+            assert_eq!(read(), 2);
+        }
+        assert_eq!(read(), 1);
+        drop(first);
+        assert_eq!(read(), 0);
+    }
+
     #[tokio::test]
     async fn answers_a_review_with_the_uid_echoed() {
         let state = state(1 << 20);
@@ -550,13 +584,20 @@ mod tests {
             "0d9c6f5e-1111-2222-3333-444455556666"
         );
         let (status, _, body) = call(
-            admission_router(state),
+            admission_router(state.clone()),
             post("/validate", review_body("rollout-guard")),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["response"]["allowed"], true);
         assert_eq!(body["response"]["auditAnnotations"]["exempt"], "namespace");
+        assert_eq!(
+            state
+                .reviews_in_flight
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "every review answered is counted out"
+        );
     }
 
     #[tokio::test]
