@@ -85,6 +85,40 @@ fn failing_rules(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The settings the tests start from: a period no test waits for, 100 results per report, the
+/// default write bounds, no namespace of rollout-guard's own, no webhook to give way to.
+fn settings(reports: ReportsSetting, page_size: u32) -> AuditSettings {
+    AuditSettings {
+        reviews_in_flight: None,
+        period: Duration::from_secs(3600),
+        reports,
+        result_cap: 100,
+        page_size,
+        writer: WriterSettings::default(),
+        own_namespace: None,
+    }
+}
+
+/// An audit of the fake API server behind `client`, judged against `store` with the embedded
+/// default policy; with the policies and metrics it reports to.
+fn live_audit(
+    settings: AuditSettings,
+    client: kube::Client,
+    store: Arc<Store>,
+) -> (LiveAudit, ActivePolicies, Arc<AuditMetrics>) {
+    let policies = ActivePolicies::new(embedded_default());
+    let metrics = Arc::new(AuditMetrics::default());
+    let audit = LiveAudit::new(
+        settings,
+        AuditSource::Cluster(client),
+        policies.clone(),
+        store,
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    (audit, policies, metrics)
+}
+
 #[tokio::test]
 async fn the_leader_audits_pages_writes_reports_and_reruns_after_a_policy_reload() {
     let api = FakeApi::new();
@@ -100,27 +134,18 @@ async fn the_leader_audits_pages_writes_reports_and_reruns_after_a_policy_reload
     }
     // Services, Ingresses: served, empty. HTTPRoute: the Gateway API CRDs are not installed.
     let client = api.start().await;
-    let policies = ActivePolicies::new(embedded_default());
-    let metrics = Arc::new(AuditMetrics::default());
-    let audit = LiveAudit::new(
+    let (audit, policies, metrics) = live_audit(
         AuditSettings {
-            reviews_in_flight: None,
-            period: Duration::from_secs(3600),
-            reports: ReportsSetting::Auto,
-            result_cap: 100,
-            page_size: 2,
             writer: WriterSettings {
                 concurrency: 2,
                 writes_per_second: 0,
             },
             own_namespace: Some("rollout-guard".into()),
+            ..settings(ReportsSetting::Auto, 2)
         },
-        AuditSource::Cluster(client),
-        policies.clone(),
+        client,
         Arc::clone(&store),
-        Arc::clone(&metrics),
-    )
-    .unwrap();
+    );
     let (leading_tx, leading) = watch::channel(true);
     let (shutdown_tx, shutdown) = watch::channel(false);
     let task = tokio::spawn(audit.run(leading, policies.subscribe(), shutdown));
@@ -239,24 +264,7 @@ async fn a_run_that_loses_leadership_mid_list_stops_and_the_next_lead_completes(
         store.apply_object(&deployment).unwrap();
     }
     let client = api.start().await;
-    let policies = ActivePolicies::new(embedded_default());
-    let metrics = Arc::new(AuditMetrics::default());
-    let audit = LiveAudit::new(
-        AuditSettings {
-            reviews_in_flight: None,
-            period: Duration::from_secs(3600),
-            reports: ReportsSetting::Auto,
-            result_cap: 100,
-            page_size: 1,
-            writer: WriterSettings::default(),
-            own_namespace: None,
-        },
-        AuditSource::Cluster(client),
-        policies.clone(),
-        store,
-        Arc::clone(&metrics),
-    )
-    .unwrap();
+    let (audit, policies, metrics) = live_audit(settings(ReportsSetting::Auto, 1), client, store);
     let (leading_tx, leading) = watch::channel(true);
     let leading_tx = Arc::new(leading_tx);
     // The first page of Deployments is answered, then this replica is no longer the leader.
@@ -311,24 +319,8 @@ async fn without_the_chosen_report_api_the_audit_still_runs_and_writes_nothing()
     api.insert("deployments", deployment.clone());
     store.apply_object(&deployment).unwrap();
     let client = api.start().await;
-    let policies = ActivePolicies::new(embedded_default());
-    let metrics = Arc::new(AuditMetrics::default());
-    let audit = LiveAudit::new(
-        AuditSettings {
-            reviews_in_flight: None,
-            period: Duration::from_secs(3600),
-            reports: ReportsSetting::Openreports,
-            result_cap: 100,
-            page_size: 100,
-            writer: WriterSettings::default(),
-            own_namespace: None,
-        },
-        AuditSource::Cluster(client),
-        policies.clone(),
-        store,
-        Arc::clone(&metrics),
-    )
-    .unwrap();
+    let (audit, policies, metrics) =
+        live_audit(settings(ReportsSetting::Openreports, 100), client, store);
     let (_leading_tx, leading) = watch::channel(true);
     let (shutdown_tx, shutdown) = watch::channel(false);
     let task = tokio::spawn(audit.run(leading, policies.subscribe(), shutdown));
