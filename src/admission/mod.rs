@@ -514,6 +514,23 @@ mod tests {
     }
 
     #[test]
+    fn a_patched_object_that_no_longer_reads_is_left_to_validate() {
+        // Validate then reads the object itself and reports it in its own words.
+        let operations: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "replace", "path": "/metadata/labels", "value": 7},
+        ]))
+        .unwrap();
+        let handover = Handover::default();
+        handover.keep(read(&deployment()));
+        let mut patched = deployment();
+        json_patch::patch(&mut patched, &operations).unwrap();
+        let before = patched.clone();
+        handover.renew_after_patch(&mut patched, &operations);
+        assert_eq!(patched, before);
+        assert!(handover.take::<Deployment>().is_none());
+    }
+
+    #[test]
     fn a_handover_gives_only_the_kind_it_holds() {
         let handover = Handover::default();
         handover.keep(read(&deployment()));
