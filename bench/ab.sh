@@ -9,7 +9,8 @@
 # icount runs `serve --objects DIR --audit` under callgrind over one bench-gen file of each kind
 # (100 Deployments, Services, Ingresses, HTTPRoutes, ReplicaSets) and counts the instructions
 # inside the audit's `run_cached` until the first run ends. throughput uses the 40k store and the
-# mixed bodies of bench/run.sh, 10 s per binary after 3 s of warm-up. Needs the release build's
+# mixed bodies of bench/run.sh, 10 s per binary after 3 s of warm-up, and prints VmRSS/VmHWM
+# once the store is loaded and after the load. Needs the release build's
 # examples (cargo build --release --examples), valgrind and wrk (installed from Debian if
 # missing). Uses ports 18443/19090 and 18444. Not part of the test suite.
 set -euo pipefail
@@ -69,6 +70,7 @@ throughput)
   mixed=(/mutate="$out/bodies/deployment-update.json" /validate="$out/bodies/ingress-canary-create.json"
          /validate="$out/bodies/httproute-update.json" /validate="$out/bodies/service-update.json")
   ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  mem() { awk '/VmHWM|VmRSS/ {printf "%s %.1f MiB ", $1, $2/1024}' "/proc/$1/status"; }
   load() { # NAME PORT
     wrk -t1 -c16 -d3s -s bench/post.lua "https://127.0.0.1:$2" -- "${mixed[@]}" >/dev/null
     local before after requests
@@ -76,7 +78,7 @@ throughput)
     wrk -t1 -c16 -d10s -s bench/post.lua "https://127.0.0.1:$2" -- "${mixed[@]}" >"$out/ab-wrk.txt"
     after=$(ticks "$server_pid")
     requests=$(sed -n 's/^bench: requests=\([0-9]*\).*/\1/p' "$out/ab-wrk.txt")
-    echo "$1: $(sed -n 's/^bench: .*rps=\([0-9.]*\).*/\1/p' "$out/ab-wrk.txt") req/s, $(awk -v t=$((after - before)) -v r="$requests" 'BEGIN {printf "%.1f", t * 10000 / (r > 0 ? r : 1)}') µs CPU per request"
+    echo "$1: $(sed -n 's/^bench: .*rps=\([0-9.]*\).*/\1/p' "$out/ab-wrk.txt") req/s, $(awk -v t=$((after - before)) -v r="$requests" 'BEGIN {printf "%.1f", t * 10000 / (r > 0 ? r : 1)}') µs CPU per request, after the load $(mem "$server_pid")"
   }
   "$baseline" 127.0.0.1:18444 "$out/certs/tls.crt" "$out/certs/tls.key" >"$out/ab-baseline.log" 2>&1 &
   server_pid=$!
@@ -89,6 +91,8 @@ throughput)
       kill -0 "$server_pid" 2>/dev/null || { cat "$out/ab-serve.log"; exit 1; }
       sleep 0.05
     done
+    sleep 1
+    echo "$bin: ready with the 40k store, $(mem "$server_pid")"
     load "$bin" 18443
     stop
   done

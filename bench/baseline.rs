@@ -1,6 +1,6 @@
 //! The benchmark's baseline: a no-op admission webhook on the same stack as rollout-guard
 //! (tokio, rustls with ring, TLS 1.2/1.3, ALPN h2 + http/1.1, hyper-util's auto connection
-//! builder, axum). It parses each AdmissionReview the way kube-rs's admission example does
+//! builder, axum, mimalloc as the global allocator). It parses each AdmissionReview the way kube-rs's admission example does
 //! (`AdmissionReview<DynamicObject>`) and answers allowed, echoing the uid. Whatever
 //! rollout-guard costs beyond this is its own work: the policy engine, the store lookups, the
 //! patches and the metrics.
@@ -28,6 +28,10 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+
+// The allocator rollout-guard's binary uses (src/main.rs): same stack, same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 async fn admit(body: Bytes) -> Response {
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {

@@ -424,9 +424,17 @@ pub fn offline_from_paths(paths: &[PathBuf]) -> Result<(Store, Vec<String>), Man
 
 /// Gives the pages a bulk load freed back to the kernel. Loading (manifests, or a relist of
 /// thousands of objects) parses each batch into large JSON values that are freed in between the
-/// store's small allocations; glibc keeps those pages mapped and counted in the RSS until told
-/// otherwise (4–5 MiB for the bench's 40k store). Called after a load, never per request.
+/// store's small allocations. The allocators keep those pages mapped and counted in the RSS until
+/// told otherwise: mimalloc (the binary's allocator) purges freed pages only when later
+/// allocations come by, which an idle webhook never makes (about 10 MiB for the bench's 40k
+/// store); glibc's malloc (tests, tools) keeps them until trimmed. Called after a load, never
+/// per request.
 pub(crate) fn release_freed_heap() {
+    // SAFETY: mi_collect takes a plain flag and only walks mimalloc's own heap and arenas; it is
+    // thread-safe. Where mimalloc is not the global allocator it has nothing to collect.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes a plain integer, touches only the allocator's own free lists and
     // is thread-safe (it locks each arena it trims).
