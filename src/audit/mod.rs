@@ -111,12 +111,12 @@ impl AuditOptions {
         }
     }
 
-    /// Before judging an object: waits, asleep, while admission reviews are in flight (at most
+    /// Before reading (from a file or list page) or judging an object: waits, asleep, while admission reviews are in flight (at most
     /// [`GIVE_WAY_AT_MOST`]). The audit thread is `SCHED_IDLE`, so it never takes a core a
     /// review wants; but on the two cores the bench measures, a review running beside the audit
     /// on the other core still got slower (shared caches and memory bandwidth, and SMT siblings
     /// on a VM): admission p99 rose 1.3 to 2.6 times. Giving way bounds that overlap to the rest
-    /// of one object's evaluation.
+    /// of one object's reading or evaluation.
     pub fn give_way(&self) {
         let Some(in_flight) = &self.reviews_in_flight else {
             return;

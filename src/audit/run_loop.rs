@@ -128,13 +128,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// A list response, items kept as JSON (they become documents as they are).
+/// A list response, items unread (each is read on its own, see [`ListPage::read`]).
 #[derive(Deserialize)]
-struct RawList {
+struct RawList<'a> {
     #[serde(default)]
     metadata: RawListMeta,
-    #[serde(default)]
-    items: Vec<Value>,
+    #[serde(borrow, default)]
+    items: Vec<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -337,7 +337,7 @@ impl LiveAudit {
                             .thread
                             .run(move || {
                                 options.give_way();
-                                let (items, next) = page.read()?;
+                                let (items, next) = page.read(|| options.give_way())?;
                                 let count = items.len();
                                 let mut documents: Vec<Document> =
                                     items.into_iter().map(core::live_document).collect();
@@ -391,7 +391,10 @@ impl LiveAudit {
                                 }
                                 .to_string()
                             })?;
-                            let mut documents = crate::manifest::parse_text(&file, &text)
+                            let mut documents =
+                                crate::manifest::parse_text_pausing(&file, &text, || {
+                                    options.give_way()
+                                })
                                 .map_err(|e| e.to_string())?;
                             let cpu_before = thread_cpu();
                             let (judged, used) = run_cached(
@@ -728,28 +731,28 @@ struct ListPage {
 
 impl ListPage {
     /// The page's objects, each with its apiVersion and kind (list items lack them) and without
-    /// managedFields, and the continue token.
-    fn read(self) -> Result<(Vec<Value>, Option<String>), RunError> {
-        let list: RawList =
-            serde_json::from_str(&self.text).map_err(|e| RunError::UnreadableList {
-                kind: self.kind,
-                message: e.to_string(),
-            })?;
-        drop(self.text);
-        let items = list
-            .items
-            .into_iter()
-            .map(|mut item| {
-                if let Some(object) = item.as_object_mut() {
-                    object.insert("apiVersion".into(), Value::String(self.api_version.clone()));
-                    object.insert("kind".into(), Value::String(self.kind.to_owned()));
-                    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
-                        metadata.remove("managedFields");
-                    }
+    /// managedFields, and the continue token. The items are read one at a time with `between`
+    /// before each: a page of 500 Deployments is megabytes, and the audit gives way to
+    /// admission reviews between objects rather than after the whole page.
+    fn read(self, mut between: impl FnMut()) -> Result<(Vec<Value>, Option<String>), RunError> {
+        let unreadable = |e: serde_json::Error| RunError::UnreadableList {
+            kind: self.kind,
+            message: e.to_string(),
+        };
+        let list: RawList = serde_json::from_str(&self.text).map_err(unreadable)?;
+        let mut items = Vec::with_capacity(list.items.len());
+        for raw in list.items {
+            between();
+            let mut item: Value = serde_json::from_str(raw.get()).map_err(unreadable)?;
+            if let Some(object) = item.as_object_mut() {
+                object.insert("apiVersion".into(), Value::String(self.api_version.clone()));
+                object.insert("kind".into(), Value::String(self.kind.to_owned()));
+                if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+                    metadata.remove("managedFields");
                 }
-                item
-            })
-            .collect();
+            }
+            items.push(item);
+        }
         Ok((items, list.metadata.continue_))
     }
 }
@@ -869,8 +872,8 @@ mod tests {
     }
 
     /// A list page is read on the audit thread: items get their apiVersion and kind and lose
-    /// managedFields, the continue token comes back, and a page that is not a list is an error
-    /// naming the kind, never a panic.
+    /// managedFields, the continue token comes back, the audit may pause before each item, and
+    /// a page that is not a list is an error naming the kind, never a panic.
     #[test]
     fn list_pages_are_read_into_objects_or_refused() {
         let page = |text: &str| ListPage {
@@ -878,24 +881,28 @@ mod tests {
             api_version: "apps/v1".to_owned(),
             kind: "Deployment",
         };
+        let mut pauses = 0;
         let (items, next) = page(
             r#"{"kind": "DeploymentList", "metadata": {"continue": "abc"},
-                "items": [{"metadata": {"name": "web", "managedFields": [{"manager": "kubectl"}]}}]}"#,
+                "items": [{"metadata": {"name": "web", "managedFields": [{"manager": "kubectl"}]}},
+                          {"metadata": {"name": "api"}}]}"#,
         )
-        .read()
+        .read(|| pauses += 1)
         .unwrap();
         assert_eq!(next.as_deref(), Some("abc"));
-        assert_eq!(items.len(), 1);
+        assert_eq!(items.len(), 2);
+        assert_eq!(pauses, 2, "one pause before each item");
+        assert_eq!(items[1]["metadata"]["name"], "api");
         assert_eq!(items[0]["apiVersion"], "apps/v1");
         assert_eq!(items[0]["kind"], "Deployment");
         assert_eq!(items[0]["metadata"]["name"], "web");
         assert!(items[0]["metadata"].get("managedFields").is_none());
 
-        let (items, next) = page(r#"{"metadata": {}}"#).read().unwrap();
+        let (items, next) = page(r#"{"metadata": {}}"#).read(|| {}).unwrap();
         assert!(items.is_empty() && next.is_none());
 
         for broken in ["", "<html>502</html>", r#"{"items": 5}"#, r#"{"items": [1"#] {
-            match page(broken).read() {
+            match page(broken).read(|| {}) {
                 Err(RunError::UnreadableList { kind, message }) => {
                     assert_eq!(kind, "Deployment");
                     assert!(!message.is_empty(), "{broken}");
