@@ -49,8 +49,8 @@ pub mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -89,6 +89,9 @@ pub struct AuditOptions {
     /// The webhook's count of admission reviews in flight, when the audit runs beside it: the
     /// audit gives way to them (see [`AuditOptions::give_way`]).
     pub reviews_in_flight: Option<Arc<AtomicUsize>>,
+    /// The audit's work/rest rhythm while reviews keep arriving (see [`Pace`]); shared by the
+    /// clones of one run's options.
+    pub pace: Arc<Mutex<Pace>>,
 }
 
 /// How long the audit waits for reviews in flight before it judges one object anyway: under
@@ -96,6 +99,51 @@ pub struct AuditOptions {
 const GIVE_WAY_AT_MOST: Duration = Duration::from_millis(2);
 /// How long it sleeps between looks.
 const GIVE_WAY_NAP: Duration = Duration::from_micros(50);
+/// A review seen in flight less than this long ago means reviews keep arriving.
+const BUSY_FOR: Duration = Duration::from_millis(20);
+/// How long the audit works, while reviews keep arriving, before it rests.
+const WORK_SLICE: Duration = Duration::from_micros(500);
+/// How long it rests then.
+const REST: Duration = Duration::from_millis(2);
+
+/// The audit's duty cycle under admission load. Waiting only while a review is in flight
+/// (see [`AuditOptions::give_way`]) cannot help the review that arrives just after the wait:
+/// it starts beside an object the audit is already judging. Measured on the bench's two cores
+/// (back-to-back audits of 40k objects, 2000 reviews/s), p99 was 1.7 to 4.4 ms with waiting
+/// alone and 1.26 to 1.42 ms with this rhythm (1.15 ms with no audit at all): while reviews
+/// keep arriving the audit works at most [`WORK_SLICE`] and then rests [`REST`], so at most a
+/// fifth of the reviews share the machine with it. An idle webhook leaves the audit at full
+/// speed; under constant load a run takes about five times as long.
+#[derive(Debug, Default)]
+pub struct Pace {
+    /// When a review was last seen in flight.
+    busy_at: Option<Instant>,
+    /// When the current work slice began (in the future while resting).
+    slice_began: Option<Instant>,
+}
+
+impl Pace {
+    /// Before the next object, at `now`: how long to rest first, if at all.
+    fn rest(&mut self, now: Instant, review_in_flight: bool) -> Option<Duration> {
+        if review_in_flight {
+            self.busy_at = Some(now);
+        }
+        let busy = self
+            .busy_at
+            .is_some_and(|at| now.saturating_duration_since(at) < BUSY_FOR);
+        if !busy {
+            self.slice_began = None;
+            return None;
+        }
+        let began = *self.slice_began.get_or_insert(now);
+        if now.saturating_duration_since(began) < WORK_SLICE {
+            return None;
+        }
+        // The next slice begins when the rest ends.
+        self.slice_began = Some(now + REST);
+        Some(REST)
+    }
+}
 
 impl AuditOptions {
     /// The defaults, judging at `now`.
@@ -108,6 +156,7 @@ impl AuditOptions {
                 groups: vec!["system:authenticated".to_owned()],
             },
             reviews_in_flight: None,
+            pace: Arc::default(),
         }
     }
 
@@ -116,15 +165,25 @@ impl AuditOptions {
     /// review wants; but on the two cores the bench measures, a review running beside the audit
     /// on the other core still got slower (shared caches and memory bandwidth, and SMT siblings
     /// on a VM): admission p99 rose 1.3 to 2.6 times. Giving way bounds that overlap to the rest
-    /// of one object's reading or evaluation.
+    /// of one object's reading or evaluation; [`Pace`] rests between work slices while reviews
+    /// keep arriving, for the reviews that arrive mid-object.
     pub fn give_way(&self) {
         let Some(in_flight) = &self.reviews_in_flight else {
             return;
         };
+        let busy = in_flight.load(Ordering::Relaxed) > 0;
+        let rest = self
+            .pace
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rest(Instant::now(), busy);
+        if let Some(rest) = rest {
+            std::thread::sleep(rest);
+        }
         if in_flight.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         while in_flight.load(Ordering::Relaxed) > 0 && started.elapsed() < GIVE_WAY_AT_MOST {
             std::thread::sleep(GIVE_WAY_NAP);
         }

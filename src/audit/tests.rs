@@ -512,3 +512,30 @@ fn the_audit_gives_way_only_while_reviews_are_in_flight_and_never_for_ever() {
     options.give_way();
     assert!(started.elapsed() >= GIVE_WAY_AT_MOST);
 }
+
+#[test]
+fn the_audit_rests_between_work_slices_only_while_reviews_keep_arriving() {
+    let start = std::time::Instant::now();
+    let at = |micros: u64| start + Duration::from_micros(micros);
+    let mut pace = Pace::default();
+    // An idle webhook: never a rest, however long the audit works.
+    for micros in (0..50_000).step_by(100) {
+        assert_eq!(pace.rest(at(micros), false), None, "idle at {micros} µs");
+    }
+    // A review arrives: the audit works one slice, then rests, then works the next slice.
+    assert_eq!(pace.rest(at(50_000), true), None);
+    assert_eq!(pace.rest(at(50_000) + WORK_SLICE / 2, false), None);
+    assert_eq!(pace.rest(at(50_000) + WORK_SLICE, false), Some(REST));
+    let next_slice = at(50_000) + WORK_SLICE + REST;
+    assert_eq!(pace.rest(next_slice, false), None);
+    assert_eq!(pace.rest(next_slice + WORK_SLICE / 2, false), None);
+    assert_eq!(pace.rest(next_slice + WORK_SLICE, false), Some(REST));
+    // No review seen for BUSY_FOR: full speed again, and a later review starts a fresh slice.
+    let quiet = at(50_000) + BUSY_FOR;
+    for step in 0..20u32 {
+        assert_eq!(pace.rest(quiet + WORK_SLICE * step, false), None);
+    }
+    let later = quiet + WORK_SLICE * 20;
+    assert_eq!(pace.rest(later, true), None);
+    assert_eq!(pace.rest(later + WORK_SLICE, true), Some(REST));
+}
