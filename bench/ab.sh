@@ -4,20 +4,24 @@
 #
 #   bench/ab.sh icount BIN...      # instructions of one served audit run (valgrind, deterministic)
 #   bench/ab.sh throughput BIN...  # wrk at full speed: req/s and server CPU per request, baseline first
+#   bench/ab.sh p99 BIN...         # admission latency at a fixed 2000/s during back-to-back audits
 #
 # BIN: rollout-guard binaries (copy target/release/rollout-guard aside before rebuilding).
 # icount runs `serve --objects DIR --audit` under callgrind over one bench-gen file of each kind
 # (100 Deployments, Services, Ingresses, HTTPRoutes, ReplicaSets) and counts the instructions
 # inside the audit's `run_cached` until the first run ends. throughput uses the 40k store and the
 # mixed bodies of bench/run.sh, 10 s per binary after 3 s of warm-up, and prints VmRSS/VmHWM
-# once the store is loaded and after the load. Needs the release build's
+# once the store is loaded and after the load. p99 serves the 40k store with `--audit-period
+# 100ms` and, once the first run has ended, sends 2000 reviews/s of the mixed bodies for 10 s
+# with bench-probe, for each binary in turn (the first binary also without the audit, as the
+# reference), AB_ROUNDS times (default 3). Needs the release build's
 # examples (cargo build --release --examples), valgrind and wrk (installed from Debian if
 # missing). Uses ports 18443/19090 and 18444. Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 out=$root/bench/out
-mode=${1:?usage: bench/ab.sh icount|throughput BIN...}
+mode=${1:?usage: bench/ab.sh icount|throughput|p99 BIN...}
 shift
 [ "$#" -ge 1 ] || { echo "give at least one rollout-guard binary" >&2; exit 2; }
 for tool in valgrind wrk; do
@@ -26,7 +30,8 @@ for tool in valgrind wrk; do
 done
 gen=$root/target/release/examples/bench-gen
 baseline=$root/target/release/examples/baseline-webhook
-[ -x "$gen" ] && [ -x "$baseline" ] || cargo build --release --examples 2>&1 | tail -1
+probe=$root/target/release/examples/bench-probe
+[ -x "$gen" ] && [ -x "$baseline" ] && [ -x "$probe" ] || cargo build --release --examples 2>&1 | tail -1
 
 mkdir -p "$out/policies" && cp policies/*.yaml "$out/policies/"
 [ -f "$out/certs/tls.crt" ] || "$1" certs generate --out "$out/certs" --service rollout-guard --namespace bench --days 2 >/dev/null
@@ -97,5 +102,36 @@ throughput)
     stop
   done
   ;;
-*) echo "unknown mode $mode: icount or throughput" >&2; exit 2 ;;
+p99)
+  mixed_csv="/mutate=$out/bodies/deployment-update.json,/validate=$out/bodies/ingress-canary-create.json,/validate=$out/bodies/httproute-update.json,/validate=$out/bodies/service-update.json"
+  steal() { awk '/^cpu / {print $9}' /proc/stat; }
+  rate() { # LABEL
+    local before
+    before=$(steal)
+    "$probe" rate https://127.0.0.1:18443 rollout-guard.bench.svc "$out/certs/ca.pem" "$mixed_csv" 2000 10 |
+      sed "s/^/$1: /"
+    echo "$1: steal during the load $(( ($(steal) - before) * 10 )) ms"
+  }
+  for round in $(seq "${AB_ROUNDS:-3}"); do
+    serve "$1" "$out/objects-40k"
+    until curl -fs http://127.0.0.1:19090/readyz >/dev/null 2>&1; do
+      kill -0 "$server_pid" 2>/dev/null || { cat "$out/ab-serve.log"; exit 1; }
+      sleep 0.05
+    done
+    rate "round $round, $1, no audit"
+    stop
+    for bin in "$@"; do
+      serve "$bin" "$out/objects-40k" --audit --audit-reports off --audit-period 100ms
+      until [ -n "$(metric rollout_guard_audit_last_cpu_seconds)" ]; do
+        kill -0 "$server_pid" 2>/dev/null || { cat "$out/ab-serve.log"; exit 1; }
+        sleep 0.05
+      done
+      runs=$(metric 'rollout_guard_audit_runs_total{result="ok"}')
+      rate "round $round, $bin, audits running"
+      echo "round $round, $bin, audits running: audit runs completed during the load: $(( $(metric 'rollout_guard_audit_runs_total{result="ok"}') - runs ))"
+      stop
+    done
+  done
+  ;;
+*) echo "unknown mode $mode: icount, throughput or p99" >&2; exit 2 ;;
 esac
